@@ -1,0 +1,138 @@
+"""All SQL for accounts, API keys and plans. Functions flush; the request session commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.gate.context import KeyContext, PlanPolicy
+from app.models import Account, ApiKey, Plan, UsageRollup, utcnow
+from app.usage.period import current_period
+
+
+def plan_policy(plan: Plan) -> PlanPolicy:
+    return PlanPolicy(
+        code=plan.code,
+        name=plan.name,
+        included_calls=plan.included_calls,
+        requests_per_minute=plan.requests_per_minute,
+        features=frozenset(plan.features),
+        hard_limit=plan.hard_limit,
+        version=plan.version,
+    )
+
+
+async def load_key_context(
+    session: AsyncSession, *, key_hash: str, now: datetime
+) -> KeyContext | None:
+    """Resolve a key hash to everything the gate needs (two queries; cached by the caller)."""
+    row = (
+        await session.execute(
+            select(ApiKey, Account, Plan)
+            .join(Account, col(Account.id) == col(ApiKey.account_id))
+            .join(Plan, col(Plan.code) == col(Account.plan_code))
+            .where(col(ApiKey.key_hash) == key_hash)
+        )
+    ).first()
+    if row is None:
+        return None
+    key, account, plan = row
+    period_start, _ = current_period(account.current_period_start, account.current_period_end, now)
+    base_used = await rolled_up_total(session, account_id=account.id, period_start=period_start)
+    return KeyContext(
+        key_id=key.id,
+        key_status=key.status,
+        account_id=account.id,
+        role=account.role,
+        subscription_status=account.subscription_status,
+        paid_period_start=account.current_period_start,
+        paid_period_end=account.current_period_end,
+        account_version=account.policy_version,
+        plan=plan_policy(plan),
+        base_period_start=period_start,
+        base_used=base_used,
+    )
+
+
+async def rolled_up_total(session: AsyncSession, *, account_id: str, period_start: datetime) -> int:
+    total = await session.scalar(
+        select(sa.func.coalesce(sa.func.sum(UsageRollup.count), 0)).where(
+            col(UsageRollup.account_id) == account_id,
+            col(UsageRollup.period_start) == period_start,
+        )
+    )
+    return int(total or 0)
+
+
+async def get_account(session: AsyncSession, account_id: str) -> Account | None:
+    return await session.get(Account, account_id)
+
+
+async def get_account_by_email(session: AsyncSession, email: str) -> Account | None:
+    return (await session.execute(select(Account).where(Account.email == email))).scalars().first()
+
+
+async def add(session: AsyncSession, *rows: Account | ApiKey | Plan) -> None:
+    session.add_all(rows)
+    await session.flush()
+
+
+async def bump_account_version(session: AsyncSession, account_id: str) -> int:
+    """Increment the account's policy version (a change the gate must see) and return it."""
+    version = await session.scalar(
+        sa.update(Account)
+        .where(col(Account.id) == account_id)
+        .values(policy_version=col(Account.policy_version) + 1)
+        .returning(col(Account.policy_version))
+    )
+    return int(version or 0)
+
+
+async def list_keys(session: AsyncSession, account_id: str) -> Sequence[ApiKey]:
+    result = await session.execute(
+        select(ApiKey)
+        .where(col(ApiKey.account_id) == account_id, col(ApiKey.status) != "revoked")
+        .order_by(col(ApiKey.created_at), col(ApiKey.id))
+    )
+    return result.scalars().all()
+
+
+async def count_live_keys(session: AsyncSession, account_id: str) -> int:
+    total = await session.scalar(
+        select(sa.func.count())
+        .select_from(ApiKey)
+        .where(col(ApiKey.account_id) == account_id, col(ApiKey.status) != "revoked")
+    )
+    return int(total or 0)
+
+
+async def get_key(session: AsyncSession, key_id: str) -> ApiKey | None:
+    return await session.get(ApiKey, key_id)
+
+
+async def get_key_by_hash(session: AsyncSession, key_hash: str) -> ApiKey | None:
+    result = await session.execute(select(ApiKey).where(col(ApiKey.key_hash) == key_hash))
+    return result.scalars().first()
+
+
+async def set_key_status(session: AsyncSession, key: ApiKey, status: str) -> None:
+    key.status = status
+    if status == "revoked":
+        key.revoked_at = utcnow()
+    session.add(key)
+    await session.flush()
+
+
+async def list_plans(session: AsyncSession, *, public_only: bool) -> Sequence[Plan]:
+    query = select(Plan).order_by(col(Plan.included_calls))
+    if public_only:
+        query = query.where(col(Plan.public).is_(True))
+    return (await session.execute(query)).scalars().all()
+
+
+async def get_plan(session: AsyncSession, code: str) -> Plan | None:
+    return await session.get(Plan, code)

@@ -1,0 +1,75 @@
+"""Sign-up, plans (public) and the account's own control plane (keyed, never metered)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, status
+
+from app.accounts import service
+from app.accounts.schemas import (
+    AccountPublic,
+    KeyCreate,
+    KeyCreated,
+    KeyList,
+    KeyPublic,
+    PlanList,
+    SignupRequest,
+    SignupResponse,
+)
+from app.core.deps import PrincipalDep, ServicesDep, SessionDep
+
+public = APIRouter(prefix="/v1", tags=["public"])
+router = APIRouter(prefix="/v1", tags=["account"])
+
+
+@public.post("/signup", status_code=status.HTTP_201_CREATED, response_model=SignupResponse)
+async def signup(
+    request: Request, body: SignupRequest, session: SessionDep, services: ServicesDep
+) -> SignupResponse:
+    """Create a free account; the API key in the answer is shown only this once."""
+    await services.public_limiter.check(services.public_limiter.signup, request)
+    account, api_key = await service.signup(session, email=body.email)
+    return SignupResponse(account_id=account.id, api_key=api_key, plan=account.plan_code)
+
+
+@public.get("/plans", response_model=PlanList)
+async def plans(request: Request, session: SessionDep, services: ServicesDep) -> PlanList:
+    """The plans on offer, from the plans table."""
+    await services.public_limiter.check(services.public_limiter.read, request)
+    return PlanList(data=[service.plan_public(p) for p in await service.list_plans(session)])
+
+
+@router.get("/account", response_model=AccountPublic)
+async def account(principal: PrincipalDep, session: SessionDep) -> AccountPublic:
+    """Your account, plan, subscription status and current period."""
+    return await service.account_view(session, principal.account)
+
+
+@router.get("/keys", response_model=KeyList)
+async def list_keys(principal: PrincipalDep, session: SessionDep) -> KeyList:
+    """Your live keys (prefix only; the secret is never shown again)."""
+    keys = await service.list_keys(session, principal.account)
+    return KeyList(data=[service.key_public(k) for k in keys])
+
+
+@router.post("/keys", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)
+async def create_key(
+    principal: PrincipalDep, session: SessionDep, body: KeyCreate | None = None
+) -> KeyCreated:
+    """A new key; the plaintext is in this answer only."""
+    name = body.name if body else None
+    return await service.create_key(session, principal.account, name=name)
+
+
+@router.delete("/keys/{key_id}", response_model=KeyPublic)
+async def revoke_key(
+    key_id: str, principal: PrincipalDep, session: SessionDep, services: ServicesDep
+) -> KeyPublic:
+    """Revoke one of your keys: it stops working on the next request, on every instance."""
+    key = await service.set_key_status(
+        session,
+        services.gate,
+        key_id=key_id[:40],
+        status="revoked",
+        account_id=principal.account.id,
+    )
+    return service.key_public(key)

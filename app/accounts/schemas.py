@@ -1,0 +1,94 @@
+"""Account, key and plan payloads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SignupRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(max_length=254, description="Where we reach you about your account.")
+
+
+class SignupResponse(BaseModel):
+    account_id: str
+    api_key: str = Field(description="Shown once: store it now; we keep only its hash.")
+    plan: str
+
+
+class PlanPublic(BaseModel):
+    code: str
+    name: str
+    monthly_price_cents: int | None
+    currency: str
+    included_calls: int
+    requests_per_minute: int
+    features: list[str]
+    hard_limit: bool
+    overage_cents_per_1000: int | None
+
+
+class PlanList(BaseModel):
+    data: list[PlanPublic]
+
+
+class PlanUpdate(BaseModel):
+    """Create or change a plan (founder). Omitted fields keep their value on an existing plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=80)
+    monthly_price_cents: int | None = Field(default=None, ge=0, le=10_000_000_00)
+    currency: str | None = Field(default=None, pattern=r"^[a-z]{3}$")
+    included_calls: int | None = Field(default=None, ge=0, le=1_000_000_000)
+    requests_per_minute: int | None = Field(default=None, ge=1, le=100_000)
+    features: list[str] | None = Field(default=None, max_length=32)
+    hard_limit: bool | None = None
+    overage_cents_per_1000: int | None = Field(default=None, ge=0, le=10_000_000)
+    public: bool | None = None
+
+
+class PeriodPublic(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class AccountPublic(BaseModel):
+    id: str
+    email: str
+    role: str
+    plan: PlanPublic
+    subscription_status: str
+    current_period: PeriodPublic
+    created_at: datetime
+
+
+class AccountPlanUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    plan: str = Field(min_length=1, max_length=32)
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=100)
+
+
+class KeyPublic(BaseModel):
+    id: str
+    prefix: str
+    name: str | None
+    status: str
+    created_at: datetime
+
+
+class KeyCreated(KeyPublic):
+    api_key: str = Field(description="Shown once: store it now; we keep only its hash.")
+
+
+class KeyList(BaseModel):
+    data: list[KeyPublic]

@@ -1,0 +1,81 @@
+"""The founder's endpoints: catalog upsert, key suspension, plans, account plans, abuse watch."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from app.accounts import service as accounts
+from app.accounts.schemas import AccountPlanUpdate, KeyPublic, PlanPublic, PlanUpdate
+from app.catalog import service as catalog
+from app.catalog.schemas import UpsertRequest, UpsertResponse
+from app.core.deps import AdminDep, ServicesDep, SessionDep
+from app.models import utcnow
+from app.usage import repository as usage_repo
+from app.usage.period import month_bounds
+from app.usage.schemas import TopAccount, TopAccounts
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+KeyId = Annotated[str, Path(max_length=40)]
+PlanCode = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
+
+
+@router.put("/products", response_model=UpsertResponse)
+async def upsert_products(body: UpsertRequest, _: AdminDep, session: SessionDep) -> UpsertResponse:
+    """Bulk upsert of up to 1,000 products (idempotent on `sku`)."""
+    return await catalog.upsert(session, body.products)
+
+
+@router.post("/keys/{key_id}/suspend", response_model=KeyPublic)
+async def suspend_key(
+    key_id: KeyId, _: AdminDep, session: SessionDep, services: ServicesDep
+) -> KeyPublic:
+    """Suspend a key: 403 `key_suspended` from its next request, on every instance."""
+    key = await accounts.set_key_status(session, services.gate, key_id=key_id, status="suspended")
+    return accounts.key_public(key)
+
+
+@router.post("/keys/{key_id}/unsuspend", response_model=KeyPublic)
+async def unsuspend_key(
+    key_id: KeyId, _: AdminDep, session: SessionDep, services: ServicesDep
+) -> KeyPublic:
+    """Lift a suspension, effective on the key's next request."""
+    key = await accounts.set_key_status(session, services.gate, key_id=key_id, status="active")
+    return accounts.key_public(key)
+
+
+@router.put("/plans/{code}", response_model=PlanPublic)
+async def put_plan(
+    code: PlanCode, body: PlanUpdate, _: AdminDep, session: SessionDep, services: ServicesDep
+) -> PlanPublic:
+    """Create or change a plan; every account on it sees the change on its next request."""
+    plan = await accounts.upsert_plan(session, services.gate, code=code, update=body)
+    return accounts.plan_public(plan)
+
+
+@router.put("/accounts/{account_id}/plan")
+async def put_account_plan(
+    account_id: KeyId,
+    body: AccountPlanUpdate,
+    _: AdminDep,
+    session: SessionDep,
+    services: ServicesDep,
+) -> dict[str, str]:
+    """Put an account on a plan (custom contracts), effective on its next request."""
+    account = await accounts.set_account_plan(
+        session, services.gate, account_id=account_id, plan_code=body.plan
+    )
+    return {"account_id": account.id, "plan": account.plan_code}
+
+
+@router.get("/usage/top", response_model=TopAccounts)
+async def top_usage(
+    _: AdminDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> TopAccounts:
+    """The heaviest accounts this month by rolled-up usage (abuse watch)."""
+    since, _end = month_bounds(utcnow())
+    rows = await usage_repo.top_accounts(session, since=since, limit=limit)
+    data = [TopAccount(account_id=a, email=e, plan=p, used=u) for a, e, p, u in rows]
+    return TopAccounts(period_start=since, data=data)

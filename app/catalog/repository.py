@@ -1,0 +1,117 @@
+"""All SQL for products and their stock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.catalog.schemas import ProductIn
+from app.models import Inventory, Product, utcnow
+
+ProductRow = tuple[Product, int]  # a product and its stock
+
+
+def _with_stock() -> Any:
+    return select(Product, sa.func.coalesce(col(Inventory.quantity), 0)).outerjoin(
+        Inventory, col(Inventory.sku) == col(Product.sku)
+    )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    q: str | None,
+    category: str | None,
+    after_sku: str | None,
+    limit: int,
+) -> list[ProductRow]:
+    """Products ordered by SKU (keyset pagination: stable under inserts, no OFFSET scans)."""
+    query = _with_stock().order_by(col(Product.sku)).limit(limit)
+    if q:
+        pattern = f"%{_escape_like(q.lower())}%"
+        query = query.where(
+            sa.or_(
+                sa.func.lower(col(Product.name)).like(pattern, escape="\\"),
+                sa.func.lower(col(Product.description)).like(pattern, escape="\\"),
+                sa.func.lower(col(Product.sku)).like(pattern, escape="\\"),
+            )
+        )
+    if category:
+        query = query.where(col(Product.category) == category)
+    if after_sku:
+        query = query.where(col(Product.sku) > after_sku)
+    return [(p, int(s)) for p, s in (await session.execute(query)).all()]
+
+
+async def get(session: AsyncSession, sku: str) -> ProductRow | None:
+    row = (await session.execute(_with_stock().where(col(Product.sku) == sku))).first()
+    return (row[0], int(row[1])) if row else None
+
+
+async def get_many(session: AsyncSession, skus: Sequence[str]) -> list[ProductRow]:
+    query = _with_stock().where(col(Product.sku).in_(list(set(skus))))
+    return [(p, int(s)) for p, s in (await session.execute(query)).all()]
+
+
+async def count(session: AsyncSession) -> int:
+    return int(await session.scalar(select(sa.func.count()).select_from(Product)) or 0)
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    dialect = session.bind.dialect.name if session.bind else "postgresql"
+    return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
+
+
+async def upsert(session: AsyncSession, items: Iterable[ProductIn]) -> tuple[int, int]:
+    """Insert or update products by SKU (idempotent); returns (created, updated)."""
+    by_sku = {item.sku: item for item in items}  # last one wins within a batch
+    if not by_sku:
+        return 0, 0
+    existing = set(
+        (
+            await session.execute(select(Product.sku).where(col(Product.sku).in_(list(by_sku))))
+        ).scalars()
+    )
+    now = utcnow()
+    rows = [
+        {
+            "sku": item.sku,
+            "name": item.name,
+            "description": item.description,
+            "category": item.category,
+            "price_cents": item.price_cents,
+            "currency": item.currency,
+            "attributes": item.attributes,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for item in by_sku.values()
+    ]
+    stmt = _insert(session, Product.__table__)
+    changed = {k: stmt.excluded[k] for k in rows[0] if k not in {"sku", "created_at"}}
+    await session.execute(stmt.on_conflict_do_update(index_elements=["sku"], set_=changed), rows)
+    stock = [
+        {"sku": item.sku, "quantity": item.stock, "updated_at": now}
+        for item in by_sku.values()
+        if item.stock is not None
+    ]
+    if stock:
+        stmt = _insert(session, Inventory.__table__)
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["sku"],
+                set_={"quantity": stmt.excluded.quantity, "updated_at": stmt.excluded.updated_at},
+            ),
+            stock,
+        )
+    await session.flush()
+    return len(by_sku) - len(existing), len(existing)

@@ -1,0 +1,61 @@
+"""Catalog endpoints (data plane: keyed, gated, metered)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from app.catalog import service
+from app.catalog.schemas import (
+    SKU_PATTERN,
+    BulkRequest,
+    BulkResponse,
+    ProductPage,
+    ProductPublic,
+)
+from app.core.deps import SessionDep
+from app.gate.deps import cost_per, gate
+from app.gate.service import GateDecision
+
+router = APIRouter(prefix="/v1/products", tags=["catalog"])
+
+ReadGate = Annotated[GateDecision, Depends(gate("catalog.read", "products.list"))]
+GetGate = Annotated[GateDecision, Depends(gate("catalog.read", "products.get"))]
+
+
+def bulk_cost(body: BulkRequest) -> int:
+    """1 unit per 10 SKUs, rounded up."""
+    return cost_per(10, len(body.skus))
+
+
+BulkGate = Annotated[GateDecision, Depends(gate("catalog.bulk", "products.bulk", bulk_cost))]
+
+
+@router.get("", response_model=ProductPage)
+async def list_products(
+    session: SessionDep,
+    _: ReadGate,
+    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    category: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+) -> ProductPage:
+    """Search the catalog (`q` in name, description or SKU), newest page first by SKU."""
+    return await service.search(session, q=q, category=category, limit=limit, after=cursor)
+
+
+@router.post("/bulk", response_model=BulkResponse)
+async def bulk_products(session: SessionDep, body: BulkRequest, _: BulkGate) -> BulkResponse:
+    """Up to 100 products in one call (paid plans); costs 1 unit per 10 SKUs."""
+    return await service.bulk(session, body.skus)
+
+
+@router.get("/{sku}", response_model=ProductPublic)
+async def get_product(
+    session: SessionDep,
+    _: GetGate,
+    sku: Annotated[str, Path(pattern=SKU_PATTERN)],
+) -> ProductPublic:
+    """One product with price, attributes and current stock."""
+    return await service.get(session, sku)

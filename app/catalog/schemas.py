@@ -1,0 +1,84 @@
+"""Catalog payloads. Every field is bounded: a bad value is a 422 naming it, never a 500."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[a-z]{3}$")]
+Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+
+MAX_BULK_SKUS = 100
+MAX_UPSERT_PRODUCTS = 1000
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTES_JSON = 4000
+
+
+class ProductIn(BaseModel):
+    """One product as the founder uploads it (admin upsert and the import command)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    sku: Sku
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    category: Category
+    price_cents: int = Field(ge=0, le=100_000_000_00)
+    currency: Currency = "usd"
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    stock: int | None = Field(default=None, ge=0, le=1_000_000_000)
+
+    @field_validator("attributes")
+    @classmethod
+    def _bounded_attributes(cls, value: dict[str, Any]) -> dict[str, Any]:
+        import json
+
+        if len(value) > MAX_ATTRIBUTES:
+            raise ValueError(f"at most {MAX_ATTRIBUTES} attributes")
+        if len(json.dumps(value)) > MAX_ATTRIBUTES_JSON:
+            raise ValueError(f"attributes must serialise to at most {MAX_ATTRIBUTES_JSON} bytes")
+        return value
+
+
+class ProductPublic(BaseModel):
+    sku: str
+    name: str
+    description: str
+    category: str
+    price_cents: int
+    currency: str
+    attributes: dict[str, Any]
+    stock: int
+    in_stock: bool
+    updated_at: datetime
+
+
+class ProductPage(BaseModel):
+    data: list[ProductPublic]
+    next_cursor: str | None
+
+
+class BulkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    skus: list[Sku] = Field(min_length=1, max_length=MAX_BULK_SKUS)
+
+
+class BulkResponse(BaseModel):
+    data: list[ProductPublic]
+    not_found: list[str]
+
+
+class UpsertRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    products: list[ProductIn] = Field(min_length=1, max_length=MAX_UPSERT_PRODUCTS)
+
+
+class UpsertResponse(BaseModel):
+    created: int
+    updated: int

@@ -1,0 +1,72 @@
+"""Catalog reads (data plane) and the founder's bulk upsert."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog import cursor
+from app.catalog import repository as repo
+from app.catalog.schemas import (
+    BulkResponse,
+    ProductIn,
+    ProductPage,
+    ProductPublic,
+    UpsertResponse,
+)
+from app.core.errors import NotFound
+from app.models import Product
+
+
+class ProductNotFound(NotFound):
+    code = "product_not_found"
+    default_message = "No product with this SKU."
+
+
+def product_public(product: Product, stock: int) -> ProductPublic:
+    return ProductPublic(
+        sku=product.sku,
+        name=product.name,
+        description=product.description,
+        category=product.category,
+        price_cents=product.price_cents,
+        currency=product.currency,
+        attributes=product.attributes,
+        stock=stock,
+        in_stock=stock > 0,
+        updated_at=product.updated_at,
+    )
+
+
+async def search(
+    session: AsyncSession, *, q: str | None, category: str | None, limit: int, after: str | None
+) -> ProductPage:
+    """One page of products matching `q`/`category`, continuing after the cursor."""
+    after_sku = cursor.decode(after, q, category) if after else None
+    rows = await repo.search(session, q=q, category=category, after_sku=after_sku, limit=limit + 1)
+    page = rows[:limit]
+    next_cursor = cursor.encode(page[-1][0].sku, q, category) if len(rows) > limit else None
+    return ProductPage(data=[product_public(p, s) for p, s in page], next_cursor=next_cursor)
+
+
+async def get(session: AsyncSession, sku: str) -> ProductPublic:
+    row = await repo.get(session, sku)
+    if row is None:
+        raise ProductNotFound(sku=sku)
+    return product_public(*row)
+
+
+async def bulk(session: AsyncSession, skus: Sequence[str]) -> BulkResponse:
+    """Products for up to 100 SKUs, in the order asked; unknown SKUs listed separately."""
+    found = {p.sku: product_public(p, s) for p, s in await repo.get_many(session, skus)}
+    ordered = list(dict.fromkeys(skus))
+    return BulkResponse(
+        data=[found[s] for s in ordered if s in found],
+        not_found=[s for s in ordered if s not in found],
+    )
+
+
+async def upsert(session: AsyncSession, products: Sequence[ProductIn]) -> UpsertResponse:
+    created, updated = await repo.upsert(session, products)
+    return UpsertResponse(created=created, updated=updated)

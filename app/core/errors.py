@@ -1,0 +1,154 @@
+"""One error hierarchy, rendered by one handler into the SPEC's body:
+`{"error": "<snake_case_code>", "message": "<one human sentence>", ...extra}`.
+
+Domain errors subclass `AppError` beside the service that raises them. Anything that is not an
+`AppError` (including Starlette's own 404/405 and request-validation failures) is translated here,
+so no client ever sees FastAPI's default `{"detail": ...}` shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("agentmall")
+
+
+class AppError(Exception):
+    """Base of every expected error: a status, a code, a sentence and optional extra fields."""
+
+    status_code: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    default_message: ClassVar[str] = "The request could not be processed."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        self.message = message or self.default_message
+        self.headers = headers or {}
+        self.extra = extra
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.extra}
+
+
+class BadRequest(AppError):
+    status_code = 400
+    code = "bad_request"
+
+
+class InvalidCursor(AppError):
+    status_code = 400
+    code = "invalid_cursor"
+    default_message = "The cursor is malformed, was tampered with, or belongs to another query."
+
+
+class NotFound(AppError):
+    status_code = 404
+    code = "not_found"
+    default_message = "No such resource."
+
+
+class Conflict(AppError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "payload_too_large"
+    default_message = "The request body is too large."
+
+
+class Unauthorized(AppError):
+    status_code = 401
+    code = "unauthorized"
+    default_message = "Authentication is required."
+
+
+class Forbidden(AppError):
+    status_code = 403
+    code = "forbidden"
+    default_message = "You are not allowed to do this."
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+    code = "rate_limit_exceeded"
+    default_message = "Too many requests; slow down."
+
+
+class ServiceUnavailable(AppError):
+    status_code = 503
+    code = "service_unavailable"
+    default_message = "A dependency is unavailable; try again shortly."
+
+
+def error_response(error: AppError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return error_response(exc)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = []
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        fields.append({"field": _field_name(loc), "issue": str(err.get("msg", "invalid"))})
+    if any(err.get("type") == "json_invalid" for err in exc.errors()):
+        body = {"error": "invalid_json", "message": "The request body is not valid JSON."}
+        return JSONResponse(body, status_code=422)
+    names = ", ".join(sorted({f["field"] for f in fields}))
+    body = {
+        "error": "validation_error",
+        "message": f"Invalid request: check {names}.",
+        "fields": fields,
+    }
+    return JSONResponse(body, status_code=422)
+
+
+_HTTP_CODES = {
+    404: ("not_found", "No route matches this path."),
+    405: ("method_not_allowed", "This method is not allowed on this path."),
+    413: ("payload_too_large", "The request body is too large."),
+}
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code, message = _HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail)))
+    headers = dict(exc.headers or {})
+    return JSONResponse({"error": code, "message": message}, exc.status_code, headers=headers)
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error", exc_info=exc)
+    body = {"error": "internal_error", "message": "Something went wrong on our side."}
+    return JSONResponse(body, status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the single rendering path for every error the app can produce."""
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,60 @@
+"""The rate-limit headers of every metered response (SPEC §5).
+
+`X-RateLimit-*` describe whichever window is closest to running out (the minute window, or the
+monthly quota on hard-gated plans); `X-Quota-*` always describe the month; the IETF draft fields
+`RateLimit-Policy` / `RateLimit` describe both.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.gate.service import GateDecision
+
+_QUOTA_DENIED = 5
+
+
+def rate_limit_headers(decision: GateDecision, denied: int | None = None) -> dict[str, str]:
+    plan = decision.context.plan
+    now_s = decision.now_ms / 1000
+    rpm = plan.requests_per_minute
+    minute_remaining = max(0, rpm - decision.window_count)
+    if decision.degraded:
+        minute_remaining = rpm  # unknown while Redis is away; the header below says so
+    minute_reset = (
+        math.ceil(decision.window_reset_ms / 1000)
+        if decision.window_reset_ms
+        else (math.ceil(now_s) + 60)
+    )
+    quota = plan.included_calls
+    quota_remaining = max(0, quota - decision.used)
+    quota_reset = int(decision.period_end.timestamp())
+    period_s = quota_reset - int(decision.period_start.timestamp())
+
+    closest_is_quota = plan.hard_limit and (
+        denied == _QUOTA_DENIED or (denied is None and quota_remaining < minute_remaining)
+    )
+    if closest_is_quota:
+        limit, remaining, reset = quota, quota_remaining, quota_reset
+    else:
+        limit, remaining, reset = rpm, minute_remaining, minute_reset
+    headers = {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(remaining),
+        "X-RateLimit-Reset": str(reset),
+        "X-Quota-Limit": str(quota),
+        "X-Quota-Remaining": str(quota_remaining),
+        "X-Quota-Reset": str(quota_reset),
+        "RateLimit-Policy": f'"minute";q={rpm};w=60, "month";q={quota};w={period_s}',
+        "RateLimit": (
+            f'"minute";r={minute_remaining};t={max(0, minute_reset - math.floor(now_s))}, '
+            f'"month";r={quota_remaining};t={max(0, quota_reset - math.floor(now_s))}'
+        ),
+    }
+    if denied is not None:
+        headers["Retry-After"] = str(max(1, reset - math.floor(now_s)))
+    if decision.degraded:
+        headers["X-RateLimit-Degraded"] = "1"
+    return headers

@@ -1,0 +1,63 @@
+"""The FastAPI application: routers, the one error handler, middleware, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.accounts.router import public as public_router
+from app.accounts.router import router as account_router
+from app.admin.router import router as admin_router
+from app.catalog.router import router as catalog_router
+from app.core.config import Settings, get_settings
+from app.core.errors import install_error_handlers
+from app.core.limits import BodySizeLimit
+from app.core.services import Services
+from app.gate.deps import MeteringMiddleware
+from app.health.router import router as health_router
+from app.usage.router import cron as cron_router
+from app.usage.router import router as usage_router
+
+logger = logging.getLogger("agentmall")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Settings are validated now (a bad one fails start-up, naming itself);
+    clients are built on first use, inside the serving event loop."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.is_sqlite and settings.LOAD_SAMPLE_CATALOG:
+            from app.catalog.importer import load_sample_if_empty
+
+            loaded = await load_sample_if_empty(app.state.services.db.sessionmaker)
+            if loaded:
+                logger.info("loaded %d sample products into the embedded database", loaded)
+        yield
+        await app.state.services.close()
+
+    app = FastAPI(
+        title="AgentMall API",
+        version="1.0.0",
+        summary="A commerce data API for AI agents, with monetization built in.",
+        lifespan=lifespan,
+    )
+    app.state.services = Services.build(settings)
+    install_error_handlers(app)
+    app.add_middleware(MeteringMiddleware)
+    app.add_middleware(BodySizeLimit)
+    for router in (
+        health_router,
+        public_router,
+        account_router,
+        usage_router,
+        catalog_router,
+        admin_router,
+        cron_router,
+    ):
+        app.include_router(router)
+    return app

@@ -1,0 +1,143 @@
+"""Every table, in one place. Schemas that cross the HTTP boundary live in each domain's
+`schemas.py`; these classes never leave a service.
+
+Money is integer minor units plus a currency; timestamps are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """A random, prefixed public id (`acct_…`, `key_…`): readable in logs, never guessable."""
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """`timestamptz` on PostgreSQL; on SQLite (which drops the zone) values are read back as UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def _ts(*, nullable: bool, default: Any = None) -> Any:
+    """A timezone-aware timestamp column."""
+    if default is not None:
+        return Field(default_factory=default, sa_type=UTCDateTime, nullable=nullable)
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable)
+
+
+class Plan(SQLModel, table=True):
+    __tablename__ = "plans"
+
+    code: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=80)
+    monthly_price_cents: int | None = None  # None = custom contract
+    currency: str = Field(default="usd", max_length=3)
+    included_calls: int  # monthly quota
+    requests_per_minute: int
+    features: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    hard_limit: bool = True  # True: 429 past the quota; False: served and billed as overage
+    overage_cents_per_1000: int | None = None  # $0.002/call = 200 cents per 1,000 calls
+    public: bool = True
+    version: int = 1  # bumped on every change; published to Redis so caches notice at once
+    updated_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "accounts"
+
+    id: str = Field(primary_key=True, max_length=40)
+    email: str = Field(max_length=254, sa_column_kwargs={"unique": True})
+    plan_code: str = Field(foreign_key="plans.code", max_length=32)
+    role: str = Field(default="user", max_length=16)  # user | admin
+    subscription_status: str = Field(default="none", max_length=24)
+    stripe_customer_id: str | None = Field(default=None, max_length=64)
+    stripe_subscription_id: str | None = Field(default=None, max_length=64)
+    current_period_start: datetime | None = _ts(nullable=True)
+    current_period_end: datetime | None = _ts(nullable=True)
+    # Bumped with any change a warm key cache must notice (plan, status, a key revoked or
+    # suspended); published to Redis, where the gate script compares it on every request.
+    policy_version: int = 1
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=40)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=40)
+    key_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})  # SHA-256 hex
+    prefix: str = Field(max_length=16)  # shown in listings; never enough to authenticate
+    name: str | None = Field(default=None, max_length=100)
+    status: str = Field(default="active", max_length=16)  # active | suspended | revoked
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class Product(SQLModel, table=True):
+    __tablename__ = "products"
+
+    sku: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    description: str = Field(default="", max_length=2000)
+    category: str = Field(index=True, max_length=64)
+    price_cents: int = Field(ge=0)
+    currency: str = Field(default="usd", max_length=3)
+    attributes: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False)
+    )
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    updated_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class Inventory(SQLModel, table=True):
+    __tablename__ = "inventory"
+
+    sku: str = Field(primary_key=True, foreign_key="products.sku", max_length=64)
+    quantity: int = Field(default=0, ge=0)
+    updated_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class UsageRollup(SQLModel, table=True):
+    """Durable copy of the Redis usage counters: one row per account, period, day, endpoint and
+    Redis counter epoch. `count` is the absolute value Redis held when `synced_at` was read, so a
+    re-run of the roll-up rewrites the same number (never adds it twice)."""
+
+    __tablename__ = "usage_rollups"
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "period_start", "day", "endpoint", "epoch"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=40)
+    period_start: datetime = _ts(nullable=False)
+    day: date
+    endpoint: str = Field(max_length=48)
+    epoch: str = Field(max_length=32)  # "pg" = counted straight into Postgres (Redis was down)
+    count: int = 0
+    synced_at: int = Field(default=0, sa_type=sa.BigInteger)  # Redis snapshot time, epoch ms
+
+
+def today() -> date:
+    return utcnow().date()

@@ -1,0 +1,77 @@
+"""Per-client-IP limits on the public endpoints (signup, plans), with `upstash-ratelimit`.
+
+Its sliding-window limiter fits here: one identifier, one limit, rate 1 (its known bug of counting a
+denied request only bites with rate > 1). It only needs an object with the upstash-redis `eval`
+signature, which every `RedisPort` adapter provides, so the same limiter runs on Upstash, on any
+Redis and on the embedded one. It is pinned to 1.1.0: 1.2 prefixes its scripts with an Upstash-only
+shebang flag that stock Redis rejects.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import Request
+from upstash_ratelimit.asyncio import Ratelimit, SlidingWindow
+
+from app.core.config import Settings
+from app.core.errors import AppError
+from app.gate.errors import RateLimiterUnavailable
+from app.redis.port import RedisPort, RedisUnavailable
+
+
+class TooManyFromThisAddress(AppError):
+    status_code = 429
+    code = "rate_limit_exceeded"
+    default_message = "Too many requests from this address; retry after the Retry-After delay."
+
+
+class PublicLimiter:
+    def __init__(self, settings: Settings, redis: RedisPort) -> None:
+        self.settings = settings
+        prefix = f"{settings.REDIS_KEY_PREFIX}ip"
+        redis_any: Any = redis  # duck-typed: upstash-ratelimit only calls `eval`
+        self.signup = Ratelimit(
+            redis=redis_any,
+            limiter=SlidingWindow(max_requests=settings.SIGNUPS_PER_IP_PER_HOUR, window=3600),
+            prefix=f"{prefix}:signup",
+        )
+        self.read = Ratelimit(
+            redis=redis_any,
+            limiter=SlidingWindow(
+                max_requests=settings.PUBLIC_REQUESTS_PER_IP_PER_MINUTE, window=60
+            ),
+            prefix=f"{prefix}:read",
+        )
+
+    def client_ip(self, request: Request) -> str:
+        """The caller's address: proxy headers only where a trusted proxy sets them (Vercel)."""
+        if self.settings.on_vercel or self.settings.TRUST_PROXY_HEADERS:
+            forwarded = request.headers.get("x-forwarded-for", "")
+            first = forwarded.split(",")[0].strip() or request.headers.get("x-real-ip", "")
+            if first:
+                return first[:64]
+        return request.client.host if request.client else "unknown"
+
+    async def check(self, limiter: Ratelimit, request: Request) -> None:
+        """Raise 429 when this address is over the limit; apply the failure mode if Redis is out."""
+        try:
+            result = await limiter.limit(self.client_ip(request))
+        except RedisUnavailable as exc:
+            if self.settings.RATE_LIMIT_FAILURE_MODE == "closed":
+                raise RateLimiterUnavailable() from exc
+            return
+        if not result.allowed:
+            import time
+
+            retry = max(1, math.ceil(result.reset - time.time()))
+            raise TooManyFromThisAddress(
+                headers={
+                    "Retry-After": str(retry),
+                    "X-RateLimit-Limit": str(result.limit),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(math.ceil(result.reset)),
+                },
+                retry_after=retry,
+            )

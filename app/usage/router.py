@@ -1,0 +1,61 @@
+"""Usage (control plane) and the scheduled jobs (platform)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+
+from app.accounts import repository as accounts_repo
+from app.core.deps import PrincipalDep, ServicesDep, SessionDep, SettingsDep
+from app.core.errors import NotFound, Unauthorized
+from app.usage import service
+from app.usage.schemas import RollupResult, UsagePublic
+
+router = APIRouter(prefix="/v1", tags=["usage"])
+cron = APIRouter(prefix="/v1/internal/cron", tags=["platform"], include_in_schema=False)
+
+
+@router.get("/usage", response_model=UsagePublic)
+async def usage(principal: PrincipalDep, session: SessionDep, services: ServicesDep) -> UsagePublic:
+    """This period's usage: used, quota, remaining, per endpoint and per day."""
+    plan = await accounts_repo.get_plan(session, principal.account.plan_code)
+    assert plan is not None
+    return await service.usage_view(
+        session, services.redis, services.gate.keys, account=principal.account, plan=plan
+    )
+
+
+class CronUnauthorized(Unauthorized):
+    code = "unauthorized"
+    default_message = "Cron endpoints need Authorization: Bearer $CRON_SECRET."
+
+
+class JobNotFound(NotFound):
+    code = "job_not_found"
+    default_message = "No scheduled job with this name."
+
+
+def require_cron(
+    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+) -> None:
+    """Vercel Cron sends `Authorization: Bearer $CRON_SECRET`; anything else is a 401."""
+    secret = settings.CRON_SECRET
+    expected = f"Bearer {secret}".encode()
+    if not secret or not authorization or not hmac.compare_digest(authorization.encode(), expected):
+        raise CronUnauthorized()
+
+
+@cron.get("/{job}", response_model=RollupResult)
+async def run_job(
+    job: str,
+    services: ServicesDep,
+    settings: SettingsDep,
+    authorization: Annotated[str | None, Header()] = None,
+) -> RollupResult:
+    """Run one scheduled job."""
+    require_cron(settings, authorization)
+    if job == "rollup-usage":
+        return await service.rollup(services)
+    raise JobNotFound()

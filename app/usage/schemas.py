@@ -1,0 +1,46 @@
+"""Usage payloads."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel
+
+
+class DayUsage(BaseModel):
+    date: date
+    count: int
+
+
+class UsagePublic(BaseModel):
+    account_id: str
+    plan: str
+    period_start: datetime
+    period_end: datetime
+    used: int
+    quota: int
+    remaining: int
+    percent: float
+    overage: int
+    requests_per_minute: int
+    by_endpoint: dict[str, int]
+    daily: list[DayUsage]
+
+
+class RollupResult(BaseModel):
+    job: str
+    hashes: int
+    rows: int
+    cleared: int
+
+
+class TopAccount(BaseModel):
+    account_id: str
+    email: str
+    plan: str
+    used: int
+
+
+class TopAccounts(BaseModel):
+    period_start: datetime
+    data: list[TopAccount]

@@ -1,0 +1,148 @@
+"""Usage: what an account has used this period, and the durable roll-up of Redis counters.
+
+Redis holds, per account and period, one hash: `n` (units used, what the gate enforces), `e` (the
+hash's epoch id) and `<day>|<endpoint>` counters. The roll-up copies those absolute counters into
+`usage_rollups` (one row per account, period, day, endpoint and epoch), so running it twice writes
+the same numbers, and a Redis that loses its data starts a new epoch whose counts add to the old
+rows instead of overwriting them. A lost Redis loses only what was counted since the last roll-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.gate.scripts import HGETALL, ROLLUP_ACK, ROLLUP_SNAPSHOT
+from app.gate.service import GateDecision, RedisKeys
+from app.models import Account, Plan, utcnow
+from app.redis.port import RedisPort, RedisUnavailable
+from app.usage import repository as repo
+from app.usage.period import current_period
+from app.usage.schemas import DayUsage, RollupResult, UsagePublic
+
+if TYPE_CHECKING:
+    from app.core.services import Services
+
+logger = logging.getLogger("agentmall.usage")
+
+ROLLUP_BATCH = 200
+ROLLUP_MAX_BATCHES = 50
+
+
+def _pairs(flat: list[Any]) -> dict[str, str]:
+    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+
+
+def _counters(fields: dict[str, str]) -> dict[tuple[date, str], int]:
+    """`<day>|<endpoint>` counters of a usage hash, by (day, endpoint)."""
+    out: dict[tuple[date, str], int] = {}
+    for name, value in fields.items():
+        if "|" not in name:
+            continue
+        day, endpoint = name.split("|", 1)
+        out[(date.fromisoformat(day), endpoint)] = int(value)
+    return out
+
+
+async def record_degraded(services: Services, decision: GateDecision) -> None:
+    """A request served while Redis was away is counted straight into Postgres."""
+    day, endpoint = decision.usage_field.split("|", 1)
+    try:
+        async for session in services.db.session():
+            await repo.add_count(
+                session,
+                account_id=decision.context.account_id,
+                period_start=decision.period_start,
+                day=date.fromisoformat(day),
+                endpoint=endpoint,
+                units=decision.cost,
+            )
+    except Exception:  # the response is already decided; never fail it over bookkeeping
+        logger.exception("could not record a degraded-mode request")
+
+
+async def usage_view(
+    session: AsyncSession, redis: RedisPort, keys: RedisKeys, *, account: Account, plan: Plan
+) -> UsagePublic:
+    """This period's usage: Postgres roll-ups merged with the live Redis counters."""
+    now = utcnow()
+    start, end = current_period(account.current_period_start, account.current_period_end, now)
+    counts: dict[tuple[date, str], int] = defaultdict(int)
+    live: dict[str, str] = {}
+    try:
+        live = _pairs(await redis.run_script(HGETALL, [keys.usage(account.id, start)], []) or [])
+    except RedisUnavailable:
+        logger.warning("usage shown from Postgres only: Redis unavailable")
+    live_epoch = live.get("e")
+    for row in await repo.period_rows(session, account_id=account.id, period_start=start):
+        if row.epoch != live_epoch:
+            counts[(row.day, row.endpoint)] += row.count
+    for key, value in _counters(live).items():
+        counts[key] += value
+    used = sum(counts.values())
+    by_endpoint: dict[str, int] = defaultdict(int)
+    by_day: dict[date, int] = defaultdict(int)
+    for (day, endpoint), value in counts.items():
+        by_endpoint[endpoint] += value
+        by_day[day] += value
+    last = min(now.date(), (end - timedelta(seconds=1)).date())
+    days = [start.date() + timedelta(days=i) for i in range((last - start.date()).days + 1)]
+    quota = plan.included_calls
+    return UsagePublic(
+        account_id=account.id,
+        plan=plan.code,
+        period_start=start,
+        period_end=end,
+        used=used,
+        quota=quota,
+        remaining=max(0, quota - used),
+        percent=round(100 * used / quota, 2) if quota else 0.0,
+        overage=max(0, used - quota) if not plan.hard_limit else 0,
+        requests_per_minute=plan.requests_per_minute,
+        by_endpoint=dict(sorted(by_endpoint.items())),
+        daily=[DayUsage(date=d, count=by_day.get(d, 0)) for d in days],
+    )
+
+
+async def rollup(services: Services) -> RollupResult:
+    """Copy every dirty usage hash from Redis into Postgres, then clear the dirty marks."""
+    keys = services.gate.keys
+    hashes = rows_written = cleared = 0
+    for _ in range(ROLLUP_MAX_BATCHES):
+        snapshot = await services.redis.run_script(ROLLUP_SNAPSHOT, [keys.dirty], [ROLLUP_BATCH])
+        if not snapshot:
+            break
+        synced_at = int(utcnow().timestamp() * 1000)
+        rows: list[dict[str, Any]] = []
+        acks: list[Any] = []
+        for member, score, flat in snapshot:
+            fields = _pairs(flat or [])
+            acks += [member, score]
+            if "e" not in fields:  # expired hash: nothing left to copy
+                continue
+            account_id, period = keys.parse_usage(str(member))
+            period_start = datetime.fromtimestamp(period, UTC)
+            for (day, endpoint), value in _counters(fields).items():
+                rows.append(
+                    {
+                        "account_id": account_id,
+                        "period_start": period_start,
+                        "day": day,
+                        "endpoint": endpoint,
+                        "epoch": fields["e"],
+                        "count": value,
+                        "synced_at": synced_at,
+                    }
+                )
+        async for session in services.db.session():
+            await repo.write_snapshot(session, rows)
+        cleared += int(await services.redis.run_script(ROLLUP_ACK, [keys.dirty], acks))
+        hashes += len(snapshot)
+        rows_written += len(rows)
+        if len(snapshot) < ROLLUP_BATCH:
+            break
+    return RollupResult(job="rollup-usage", hashes=hashes, rows=rows_written, cleared=cleared)
