@@ -204,3 +204,16 @@ async def set_account_plan(
     await _bump_account(session, gate, account_id)
     await session.refresh(account)
     return account
+
+
+async def set_subscription_status(
+    session: AsyncSession, gate: Gate, *, account_id: str, status: str
+) -> Account:
+    """Record the subscription's status (Stripe webhooks); `past_due`/`unpaid` answer 402."""
+    account = await repo.get_account(session, account_id)
+    if account is None:
+        raise AccountNotFound()
+    account.subscription_status = status
+    await repo.add(session, account)
+    await _bump_account(session, gate, account_id)
+    return account

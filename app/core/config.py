@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     # Tuning knobs with safe defaults.
     REDIS_TIMEOUT_MS: int = Field(default=500, ge=20, le=10_000)
     REDIS_KEY_PREFIX: str = Field(default="am:", max_length=64)
+    DB_MAX_CONNECTIONS: int = Field(default=10, ge=1, le=1000)
     KEY_CACHE_TTL_SECONDS: float = Field(default=60, ge=0, le=3600)
     SIGNUPS_PER_IP_PER_HOUR: int = Field(default=5, ge=1, le=10_000)
     PUBLIC_REQUESTS_PER_IP_PER_MINUTE: int = Field(default=60, ge=1, le=100_000)

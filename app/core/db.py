@@ -8,6 +8,7 @@ runs a query, so a request served from the key cache never touches the database.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -57,10 +58,13 @@ class Database:
         self.queries = QueryCounter()
         event.listen(self.engine.sync_engine, "before_cursor_execute", self.queries)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # No pool, but a cap: one instance serving many requests at once (Vercel Fluid compute)
+        # must not open a connection per request and exhaust the database.
+        self._permits = asyncio.Semaphore(settings.DB_MAX_CONNECTIONS)
 
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A unit of work: commit on success, roll back on any exception."""
-        async with self.sessionmaker() as session:
+        async with self._permits, self.sessionmaker() as session:
             try:
                 yield session
                 if session.in_transaction():

@@ -6,7 +6,6 @@ handler did not succeed (only 2xx count), and, when the request was served while
 (fail-open), counts it straight into Postgres so no billed call is lost.
 """
 
-
 import logging
 import math
 from collections.abc import Callable, Coroutine

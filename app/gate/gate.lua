@@ -9,7 +9,7 @@
 -- the usage hash dirty for the roll-up to Postgres. Returns only integers and one string (epoch).
 --
 -- KEYS: 1 account version, 2 plan version, 3 minute window (zset), 4 usage hash, 5 dirty (zset)
--- ARGV: 1 account version, 2 plan version, 3 verdict, 4 now ms, 5 window ms, 6 per-minute limit,
+-- ARGV: 1 account version, 2 plan version, 3 verdict (a status code; 0 = admit), 4 now ms, 5 window ms, 6 per-minute limit,
 --       7 quota, 8 hard (1/0), 9 cost, 10 request id, 11 usage field, 12 base used,
 --       13 new epoch id, 14 usage ttl seconds
 local ADMIT, STALE, SUSPENDED, FEATURE, PAYMENT, QUOTA, RATE = 0, 1, 2, 3, 4, 5, 6
@@ -41,7 +41,7 @@ end
 
 local verdict = tonumber(ARGV[3])
 if verdict ~= ADMIT then
-  return {verdict + 1, av, pv, count, 0, used, epoch}
+  return {verdict, av, pv, count, 0, used, epoch}
 end
 
 -- when the window would next have room for `cost` more units (ms epoch)

@@ -18,16 +18,16 @@ _QUOTA_DENIED = 5
 
 def rate_limit_headers(decision: GateDecision, denied: int | None = None) -> dict[str, str]:
     plan = decision.context.plan
-    now_s = decision.now_ms / 1000
+
+    def seconds_until(ms: int) -> int:
+        return max(0, math.ceil((ms - decision.now_ms) / 1000))
+
     rpm = plan.requests_per_minute
     minute_remaining = max(0, rpm - decision.window_count)
     if decision.degraded:
         minute_remaining = rpm  # unknown while Redis is away; the header below says so
-    minute_reset = (
-        math.ceil(decision.window_reset_ms / 1000)
-        if decision.window_reset_ms
-        else (math.ceil(now_s) + 60)
-    )
+    minute_reset_ms = decision.window_reset_ms or decision.now_ms + 60_000
+    minute_reset = math.ceil(minute_reset_ms / 1000)
     quota = plan.included_calls
     quota_remaining = max(0, quota - decision.used)
     quota_reset = int(decision.period_end.timestamp())
@@ -37,9 +37,9 @@ def rate_limit_headers(decision: GateDecision, denied: int | None = None) -> dic
         denied == _QUOTA_DENIED or (denied is None and quota_remaining < minute_remaining)
     )
     if closest_is_quota:
-        limit, remaining, reset = quota, quota_remaining, quota_reset
+        limit, remaining, reset, reset_ms = quota, quota_remaining, quota_reset, quota_reset * 1000
     else:
-        limit, remaining, reset = rpm, minute_remaining, minute_reset
+        limit, remaining, reset, reset_ms = rpm, minute_remaining, minute_reset, minute_reset_ms
     headers = {
         "X-RateLimit-Limit": str(limit),
         "X-RateLimit-Remaining": str(remaining),
@@ -49,12 +49,12 @@ def rate_limit_headers(decision: GateDecision, denied: int | None = None) -> dic
         "X-Quota-Reset": str(quota_reset),
         "RateLimit-Policy": f'"minute";q={rpm};w=60, "month";q={quota};w={period_s}',
         "RateLimit": (
-            f'"minute";r={minute_remaining};t={max(0, minute_reset - math.floor(now_s))}, '
-            f'"month";r={quota_remaining};t={max(0, quota_reset - math.floor(now_s))}'
+            f'"minute";r={minute_remaining};t={seconds_until(minute_reset_ms)}, '
+            f'"month";r={quota_remaining};t={seconds_until(quota_reset * 1000)}'
         ),
     }
     if denied is not None:
-        headers["Retry-After"] = str(max(1, reset - math.floor(now_s)))
+        headers["Retry-After"] = str(max(1, math.ceil((reset_ms - decision.now_ms) / 1000)))
     if decision.degraded:
         headers["X-RateLimit-Degraded"] = "1"
     return headers

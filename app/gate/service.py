@@ -8,6 +8,7 @@ is reloaded from Postgres and the script runs again. Steady state: 1 Redis comma
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ class Gate:
         self.redis = redis
         self.cache = cache
         self.keys = RedisKeys(settings.REDIS_KEY_PREFIX)
+        self._loading: dict[str, asyncio.Future[KeyContext | None]] = {}
 
     async def resolve(self, session: AsyncSession, raw_key: str | None) -> tuple[str, KeyContext]:
         """The key's hash and context (cache first); 401 for a missing, unknown or revoked key."""
@@ -111,7 +113,15 @@ class Gate:
         return key_hash, context
 
     async def _load(self, session: AsyncSession, key_hash: str) -> KeyContext | None:
-        context = await accounts_repo.load_key_context(session, key_hash=key_hash, now=utcnow())
+        """Load from Postgres; concurrent misses for one key share a single query (no stampede)."""
+        pending = self._loading.get(key_hash)
+        if pending is None:
+            pending = asyncio.ensure_future(
+                accounts_repo.load_key_context(session, key_hash=key_hash, now=utcnow())
+            )
+            self._loading[key_hash] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(key_hash, None))
+        context = await asyncio.shield(pending)
         self.cache.put(key_hash, context)
         return context
 

@@ -52,7 +52,8 @@ async def record_degraded(services: Services, decision: GateDecision) -> None:
     """A request served while Redis was away is counted straight into Postgres."""
     day, endpoint = decision.usage_field.split("|", 1)
     try:
-        async for session in services.db.session():
+        # Straight from the session factory: the request may still hold a connection permit.
+        async with services.db.sessionmaker.begin() as session:
             await repo.add_count(
                 session,
                 account_id=decision.context.account_id,
