@@ -182,7 +182,7 @@ def headphones(rng: random.Random) -> Draft:
     description = _pick(
         rng,
         (
-            f"{_cap(kind)} {noun.split()[-1].lower()} with "
+            f"{noun[0]}{noun[1:].lower()} with "
             f"{'active noise cancelling' if anc else 'a balanced, detailed sound'}"
             f"{f' and {battery} hours of battery' if wireless else ''}.",
             f"The {model} tuned by {brand}: clear mids, tight bass and a comfortable fit.",
@@ -311,13 +311,15 @@ def camera(rng: random.Random) -> Draft:
     suffix = (
         " Kit with 24-70mm Lens" if kit else (" Body" if kind in {"mirrorless", "dslr"} else "")
     )
-    name = f"{brand} {model} {megapixels}MP {kind.title()} Camera{suffix}"
+    label = {"dslr": "DSLR", "action": "Action"}.get(kind, kind.title())
+    name = f"{brand} {model} {megapixels}MP {label} Camera{suffix}"
     video = _pick(rng, ("4K30", "4K60", "6K30", "8K30"))
+    sensor_text = sensor.replace("aps-c", "APS-C")
     description = _pick(
         rng,
         (
-            f"A {megapixels} MP {sensor} {kind} camera that records {video} video.",
-            f"{brand} {model}: {sensor} sensor, fast autofocus and {video} video"
+            f"A {megapixels} MP {sensor_text} {label.lower()} camera that records {video} video.",
+            f"{brand} {model}: {sensor_text} sensor, fast autofocus and {video} video"
             f"{' with a 24-70mm zoom in the box' if kit else ''}.",
         ),
     )
@@ -349,7 +351,12 @@ KITCHEN_ITEMS: dict[str, tuple[float, tuple[str, ...], tuple[float, ...]]] = {
     "food processor": (129.0, ("Prep", "Prep Plus", "Mini Chopper"), (1.0, 2.1, 3.3)),
     "cutting board": (29.0, ("Walnut Large", "Maple Medium", "Bamboo Set"), ()),
 }
-KITCHEN_TOOLS = {"chef's knife", "cast iron skillet", "cookware set", "cutting board"}
+KITCHEN_TOOLS = {  # type: materials it comes in
+    "chef's knife": ("stainless steel", "carbon steel", "damascus steel"),
+    "cast iron skillet": ("cast iron", "enamelled cast iron"),
+    "cookware set": ("stainless steel", "hard-anodised aluminium", "copper core"),
+    "cutting board": ("walnut", "maple", "bamboo"),
+}
 KITCHEN_BRANDS = ("Hearthwell", "Copperline", "Brio Home", "Oakhaven", "Culina")
 
 
@@ -365,9 +372,7 @@ def kitchen(rng: random.Random) -> Draft:
     if electric:
         attributes |= {"wattage": _pick(rng, (600, 900, 1200, 1500, 1800)), "color": color}
     else:
-        attributes["material"] = _pick(
-            rng, ("stainless steel", "carbon steel", "cast iron", "wood")
-        )
+        attributes["material"] = _pick(rng, KITCHEN_TOOLS[kind])
     if capacities:
         attributes["capacity_l"] = _pick(rng, capacities)
         name = name.replace(f" {_cap(kind)}", f" {attributes['capacity_l']:g}L {_cap(kind)}")
@@ -417,7 +422,7 @@ COFFEE_GEAR = {
     "gooseneck kettle": 69.0,
     "coffee scale": 49.0,
 }
-ROASTERS = ("Ridgeback Roasters", "Small Batch Co.", "Ember & Bean", "Northbound Coffee")
+ROASTERS = ("Ridgeback Roasters", "Small Batch Coffee", "Ember & Bean", "Northbound Coffee")
 
 
 def coffee(rng: random.Random) -> Draft:
@@ -476,7 +481,7 @@ def coffee_gear(rng: random.Random) -> Draft:
 
 # --- outdoor and sport -------------------------------------------------------------------------
 
-OUTDOOR_BRANDS = ("Summitcraft", "Trailhaven", "Northpass", "Cairn & Co.", "Wildmere")
+OUTDOOR_BRANDS = ("Summitcraft", "Trailhaven", "Northpass", "Cairn & Co", "Wildmere")
 
 
 def outdoor(rng: random.Random) -> Draft:
@@ -557,7 +562,8 @@ def running_shoe(rng: random.Random) -> Draft:
     brand = _pick(rng, tuple(SHOE_MODELS))
     model = f"{_pick(rng, SHOE_MODELS[brand])} {rng.randint(2, 14)}"
     gender = _pick(rng, ("men", "women", "unisex"))
-    size = _pick(rng, [s / 2 for s in range(10, 29)])  # US 5 to 14 in half sizes
+    low, high = {"men": (7, 14), "women": (5, 12), "unisex": (5, 13)}[gender]
+    size = _pick(rng, [s / 2 for s in range(low * 2, high * 2 + 1)])  # US half sizes
     color = "/".join(rng.sample(("black", "white", "blue", "orange", "volt", "grey", "red"), 2))
     trail = any(w in model for w in ("Trail", "Terra", "Fell"))
     carbon = "Carbon" in model
@@ -629,47 +635,39 @@ LAST_NAMES = (
     "Moreau",
     "Sato",
 )
-BOOK_GENRES = {  # genre: (adjectives, nouns, blurb)
+BOOK_GENRES = {  # genre: (adjectives, nouns, blurbs)
     "fiction": (
         ("Last", "Quiet", "Salt", "Winter", "Lost", "Paper", "Burning"),
         ("Garden", "River", "House", "Summer", "Daughters", "Orchard", "Lighthouse"),
-        "A novel about {}.",
+        ("A novel about family and forgiveness.", "A sweeping story of three generations."),
     ),
     "mystery": (
         ("Silent", "Vanishing", "Crooked", "Midnight", "Drowned", "Seventh"),
         ("Harbour", "Key", "Witness", "Alibi", "Station", "Manor"),
-        "A twisting mystery about {}.",
+        ("A twisting mystery in a town with a secret.", "A detective races a storm."),
     ),
     "science": (
         ("Hidden", "Invisible", "Restless", "Elegant", "Curious"),
         ("Atoms", "Stars", "Cells", "Universe", "Code", "Brain", "Ocean"),
-        "An accessible tour of {}.",
+        ("An accessible tour of how things really work.", "Big ideas, plainly told."),
     ),
     "business": (
         ("Small", "Lean", "Patient", "Profitable", "Honest"),
         ("Company", "Playbook", "Pricing", "Habits", "Growth", "Founder"),
-        "A practical guide to {}.",
+        ("A practical guide to building a company that lasts.", "Lessons from 40 founders."),
     ),
     "cookbook": (
         ("Simple", "Weeknight", "Slow", "Seasonal", "Everyday"),
         ("Kitchen", "Bread", "Vegetables", "Suppers", "Baking", "Noodles"),
-        "Recipes and techniques for {}.",
+        ("Recipes for cooking for the people you love.", "Over 100 dependable recipes."),
     ),
     "children": (
         ("Little", "Brave", "Sleepy", "Tiny", "Grumpy"),
         ("Fox", "Moon", "Dragon", "Bear", "Cloud", "Tugboat"),
-        "A picture book about {}.",
+        ("A picture book about being brave.", "A bedtime story to read aloud."),
     ),
 }
-BOOK_TITLES = ("The {adj} {noun}", "The {noun} of {other}", "{adj} {noun}", "A {adj} {noun}")
-BOOK_THEMES = (
-    "family and forgiveness",
-    "a town with a secret",
-    "how things really work",
-    "building something that lasts",
-    "cooking for the people you love",
-    "being brave when it counts",
-)
+BOOK_TITLES = ("The {adj} {noun}", "{adj} {noun}", "{noun} and {other}")
 PUBLISHERS = ("Harrow & Finch", "Bluestone Press", "Meridian Books", "Lantern House")
 
 
@@ -683,14 +681,14 @@ def _isbn13(rng: random.Random) -> str:
 def book(rng: random.Random) -> Draft:
     """A book: title, author, pages, ISBN, format."""
     genre = _pick(rng, tuple(BOOK_GENRES))
-    adjectives, nouns, blurb = BOOK_GENRES[genre]
+    adjectives, nouns, blurbs = BOOK_GENRES[genre]
     noun, other = rng.sample(nouns, 2)
     title = _pick(rng, BOOK_TITLES).format(adj=_pick(rng, adjectives), noun=noun, other=other)
     author = f"{_pick(rng, FIRST_NAMES)} {_pick(rng, LAST_NAMES)}"
     book_format = _pick(rng, ("paperback", "paperback", "hardcover"))
     pages = rng.randint(32, 60) if genre == "children" else rng.randint(180, 640)
     dollars = (9 if book_format == "paperback" else 18) + pages * 0.02 * rng.uniform(0.8, 1.4)
-    description = blurb.format(_pick(rng, BOOK_THEMES)) + f" By {author}."
+    description = f"{_pick(rng, blurbs)} By {author}."
     attributes = {
         "author": author,
         "isbn": _isbn13(rng),
@@ -704,23 +702,24 @@ def book(rng: random.Random) -> Draft:
     return Draft(f"{title} ({book_format.title()})", description, _price(dollars), attributes)
 
 
-TOY_TYPES: dict[str, tuple[float, tuple[str, ...]]] = {
-    "building set": (49.0, ("Space Station", "Harbour Town", "Dino Lab", "Race Garage")),
-    "jigsaw puzzle": (19.0, ("Mountain Lake", "Night Market", "World Map", "Coral Reef")),
-    "plush": (17.0, ("Sleepy Sloth", "Giant Panda", "Red Fox", "Octopus")),
-    "board game": (34.0, ("Castle Quest", "Trade Winds", "Rocket Race", "Word Duel")),
-    "RC car": (59.0, ("Desert Buggy", "Rock Crawler", "Drift Racer")),
-    "stem kit": (39.0, ("Robot Arm", "Crystal Growing", "Solar Rover", "Circuit Lab")),
+TOY_TYPES: dict[str, tuple[float, tuple[str, ...], tuple[int, ...]]] = {
+    # type: (base price, themes, minimum ages)
+    "building set": (29.0, ("Space Station", "Harbour Town", "Dino Lab", "Race Garage"), (6, 8, 9)),
+    "jigsaw puzzle": (14.0, ("Mountain Lake", "Night Market", "World Map", "Coral Reef"), (8, 12)),
+    "plush": (17.0, ("Sleepy Sloth", "Giant Panda", "Red Fox", "Octopus"), (0, 3)),
+    "board game": (34.0, ("Castle Quest", "Trade Winds", "Rocket Race", "Word Duel"), (6, 8, 10)),
+    "RC car": (59.0, ("Desert Buggy", "Rock Crawler", "Drift Racer"), (8, 10, 14)),
+    "STEM kit": (39.0, ("Robot Arm", "Crystal Growing", "Solar Rover", "Circuit Lab"), (8, 10)),
 }
-TOY_BRANDS = ("Brightblock", "Playwise", "Tumble & Co.", "Little Atlas", "Zoomworks")
+PRICE_PER_PIECE = {"building set": 0.08, "jigsaw puzzle": 0.008}
+TOY_BRANDS = ("Brightblock", "Playwise", "Tumble & Co", "Little Atlas", "Zoomworks")
 
 
 def toy(rng: random.Random) -> Draft:
     """A toy or game; attributes depend on the type."""
     kind = _pick(rng, tuple(TOY_TYPES))
-    base, themes = TOY_TYPES[kind]
-    brand, theme = _pick(rng, TOY_BRANDS), _pick(rng, themes)
-    age = _pick(rng, (3, 5, 6, 8, 10, 12))
+    base, themes, ages = TOY_TYPES[kind]
+    brand, theme, age = _pick(rng, TOY_BRANDS), _pick(rng, themes), _pick(rng, ages)
     attributes: dict[str, Any] = {"brand": brand, "type": kind, "age_min": age}
     label = f"{brand} {theme} {_cap(kind)}"
     if kind in {"building set", "jigsaw puzzle"}:
@@ -728,14 +727,15 @@ def toy(rng: random.Random) -> Draft:
         pieces = _pick(rng, (250, 500, 750, 1000, 1500)) if puzzle else rng.randint(80, 2400)
         attributes["pieces"] = pieces
         label += f", {pieces} Pieces"
-        base += pieces * 0.03
+        base += pieces * PRICE_PER_PIECE[kind]
     elif kind == "board game":
         attributes["players"] = f"2-{_pick(rng, (4, 5, 6))}"
         attributes["play_time_min"] = _pick(rng, (20, 45, 90))
     elif kind == "plush":
         attributes["height_cm"] = _pick(rng, (20, 30, 45, 90))
         label += f" ({attributes['height_cm']} cm)"
-    description = f"A {kind} for ages {age}+ from {brand}. " + _pick(
+    ages_text = "all ages" if age == 0 else f"ages {age}+"
+    description = f"A {kind} for {ages_text} from {brand}. " + _pick(
         rng, ("Makes a great gift.", "Built for hours of play.", "Screen-free fun for the family.")
     )
     return Draft(label, description, _price(base * rng.uniform(0.7, 1.8)), attributes)
