@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
+
+# Every feature an endpoint can require (SPEC §5, data plane).
+Feature = Literal["catalog.read", "catalog.bulk", "inventory.sync", "webhooks"]
 
 
 class SignupRequest(BaseModel):
@@ -45,7 +50,7 @@ class PlanUpdate(BaseModel):
     currency: str | None = Field(default=None, pattern=r"^[a-z]{3}$")
     included_calls: int | None = Field(default=None, ge=0, le=1_000_000_000)
     requests_per_minute: int | None = Field(default=None, ge=1, le=100_000)
-    features: list[str] | None = Field(default=None, max_length=32)
+    features: list[Feature] | None = Field(default=None, max_length=32)
     hard_limit: bool | None = None
     overage_cents_per_1000: int | None = Field(default=None, ge=0, le=10_000_000)
     public: bool | None = None

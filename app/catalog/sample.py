@@ -157,7 +157,7 @@ def phone(rng: random.Random) -> Draft:
     return Draft(name, description, _price(dollars), attributes)
 
 
-HEADPHONE_TYPES = {  # type: (model lines, base price, product noun)
+HEADPHONE_TYPES = {  # kind: (model lines, base price, product noun)
     "over-ear": (("Studio", "Voyager", "Halo"), 120.0, "Over-Ear Headphones"),
     "on-ear": (("City", "Loop"), 70.0, "On-Ear Headphones"),
     "earbuds": (("Pods", "Buds", "Pebble"), 60.0, "Earbuds"),
@@ -339,7 +339,7 @@ def camera(rng: random.Random) -> Draft:
 # --- home --------------------------------------------------------------------------------------
 
 KITCHEN_ITEMS: dict[str, tuple[float, tuple[str, ...], tuple[float, ...]]] = {
-    # type: (base price, model lines, capacities in litres; none for tools)
+    # kind: (base price, model lines, capacities in litres; none for tools)
     "blender": (79.0, ("Vortex", "PowerBlend", "Smoothie Pro"), (1.5, 2.0)),
     "air fryer": (99.0, ("Crisp", "AirChef", "Duo Basket"), (3.5, 5.5, 8.0)),
     "stand mixer": (249.0, ("Artisan", "BakeMaster", "Classic"), (4.3, 4.8, 6.6)),
@@ -351,7 +351,7 @@ KITCHEN_ITEMS: dict[str, tuple[float, tuple[str, ...], tuple[float, ...]]] = {
     "food processor": (129.0, ("Prep", "Prep Plus", "Mini Chopper"), (1.0, 2.1, 3.3)),
     "cutting board": (29.0, ("Walnut Large", "Maple Medium", "Bamboo Set"), ()),
 }
-KITCHEN_TOOLS = {  # type: materials it comes in
+KITCHEN_TOOLS = {  # kind: the materials it comes in
     "chef's knife": ("stainless steel", "carbon steel", "damascus steel"),
     "cast iron skillet": ("cast iron", "enamelled cast iron"),
     "cookware set": ("stainless steel", "hard-anodised aluminium", "copper core"),
@@ -473,9 +473,12 @@ def coffee_gear(rng: random.Random) -> Draft:
             f"The {brand} {model} {kind}: precise, quiet and easy to clean.",
         ),
     )
-    attributes = {"kind": "equipment", "brand": brand, "type": kind, "color": color}
-    if kind in {"burr grinder", "espresso machine"}:
-        attributes["wattage"] = _pick(rng, (150, 250, 1350, 1600))
+    attributes: dict[str, Any] = {"kind": "equipment", "brand": brand, "type": kind}
+    attributes["color"] = color
+    if kind == "burr grinder":
+        attributes["wattage"] = _pick(rng, (150, 250))
+    elif kind == "espresso machine":
+        attributes["wattage"] = _pick(rng, (1350, 1600))
     return Draft(name, description, _price(COFFEE_GEAR[kind] * rng.uniform(0.7, 2.5)), attributes)
 
 
@@ -703,7 +706,7 @@ def book(rng: random.Random) -> Draft:
 
 
 TOY_TYPES: dict[str, tuple[float, tuple[str, ...], tuple[int, ...]]] = {
-    # type: (base price, themes, minimum ages)
+    # kind: (base price, themes, minimum ages)
     "building set": (29.0, ("Space Station", "Harbour Town", "Dino Lab", "Race Garage"), (6, 8, 9)),
     "jigsaw puzzle": (14.0, ("Mountain Lake", "Night Market", "World Map", "Coral Reef"), (8, 12)),
     "plush": (17.0, ("Sleepy Sloth", "Giant Panda", "Red Fox", "Octopus"), (0, 3)),

@@ -40,7 +40,9 @@ def normalise_database_url(url: str) -> str:
 class Settings(BaseSettings):
     """Every setting AgentMall reads; `.env.example` documents each one."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", case_sensitive=True, env_ignore_empty=True
+    )
 
     DATABASE_URL: str = DEFAULT_SQLITE_URL
     UPSTASH_REDIS_REST_URL: str | None = None
@@ -66,7 +68,7 @@ class Settings(BaseSettings):
     @field_validator("DATABASE_URL")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        return normalise_database_url(value.strip())
+        return normalise_database_url(value.strip() or DEFAULT_SQLITE_URL)
 
     @field_validator("UPSTASH_REDIS_REST_URL")
     @classmethod

@@ -10,10 +10,6 @@ MAX_BODY_BYTES = 64 * 1024  # data and control plane: the largest legal body is 
 MAX_ADMIN_BODY_BYTES = 1024 * 1024  # catalog uploads of up to 1,000 products
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
     """Refuse bodies over the limit, by Content-Length or while streaming (chunked uploads)."""
 
@@ -32,27 +28,30 @@ class BodySizeLimit:
             await _reject(send, limit)
             return
         seen = 0
-        started = False
+        rejected = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, rejected
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise _TooLarge()
+                if seen > limit and not rejected:
+                    # Answer now and tell the app the client went away: it stops reading, and
+                    # whatever it tries to send afterwards is dropped.
+                    rejected = True
+                    await _reject(send, limit)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            if not rejected:
+                await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _reject(send, limit)
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not rejected:
+                raise
 
 
 async def _reject(send: Send, limit: int) -> None:

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run the API locally. With no settings it uses the embedded default: a SQLite file and an
+# in-process Redis, loaded with a sample catalog. Set DATABASE_URL / REDIS_URL (or a .env) to use
+# real PostgreSQL and Redis instead.
+source "$(dirname "$0")/_env.sh"
+ensure_venv requirements.txt
+echo "==> migrating the database" >&2
+.venv/bin/alembic upgrade head
+echo "==> serving on http://127.0.0.1:${PORT:-8000} (Ctrl-C to stop)" >&2
+exec .venv/bin/uvicorn api.index:app --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"
