@@ -135,6 +135,7 @@ def _loads(text: str) -> Any:
 
 
 def _reject_constant(name: str) -> Any:
+    """`parse_constant` hook: NaN, Infinity and -Infinity are errors."""
     raise ValueError(f"{name} is not a valid JSON value")
 
 
@@ -321,6 +322,7 @@ def _batch_size(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
     parser = argparse.ArgumentParser(
         prog="python -m app.catalog.importer",
         description="Import products (upsert by SKU) from a JSON Lines or CSV file.",

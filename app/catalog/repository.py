@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -14,6 +14,8 @@ from app.catalog.schemas import ProductIn
 from app.models import Inventory, Product, utcnow
 
 ProductRow = tuple[Product, int]  # a product and its stock
+PRODUCTS: sa.Table = cast(Any, Product).__table__
+INVENTORY: sa.Table = cast(Any, Inventory).__table__
 
 
 def _with_stock() -> Any:
@@ -96,7 +98,7 @@ async def upsert(session: AsyncSession, items: Iterable[ProductIn]) -> tuple[int
         }
         for item in by_sku.values()
     ]
-    stmt = _insert(session, Product.__table__)
+    stmt = _insert(session, PRODUCTS)
     changed = {k: stmt.excluded[k] for k in rows[0] if k not in {"sku", "created_at"}}
     await session.execute(stmt.on_conflict_do_update(index_elements=["sku"], set_=changed), rows)
     stock = [
@@ -105,7 +107,7 @@ async def upsert(session: AsyncSession, items: Iterable[ProductIn]) -> tuple[int
         if item.stock is not None
     ]
     if stock:
-        stmt = _insert(session, Inventory.__table__)
+        stmt = _insert(session, INVENTORY)
         await session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["sku"],

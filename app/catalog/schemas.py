@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -27,7 +28,7 @@ class ProductIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
     category: Category
-    price_cents: int = Field(ge=0, le=100_000_000_00)
+    price_cents: int = Field(ge=0, le=2_000_000_000)  # fits PostgreSQL INTEGER ($20M)
     currency: Currency = "usd"
     attributes: dict[str, Any] = Field(default_factory=dict)
     stock: int | None = Field(default=None, ge=0, le=1_000_000_000)
@@ -35,11 +36,13 @@ class ProductIn(BaseModel):
     @field_validator("attributes")
     @classmethod
     def _bounded_attributes(cls, value: dict[str, Any]) -> dict[str, Any]:
-        import json
-
         if len(value) > MAX_ATTRIBUTES:
             raise ValueError(f"at most {MAX_ATTRIBUTES} attributes")
-        if len(json.dumps(value)) > MAX_ATTRIBUTES_JSON:
+        try:
+            encoded = json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError("attributes must be plain JSON (no NaN or Infinity)") from exc
+        if len(encoded) > MAX_ATTRIBUTES_JSON:
             raise ValueError(f"attributes must serialise to at most {MAX_ATTRIBUTES_JSON} bytes")
         return value
 

@@ -115,10 +115,10 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         loc = tuple(err.get("loc", ()))
         fields.append({"field": _field_name(loc), "issue": str(err.get("msg", "invalid"))})
     if any(err.get("type") == "json_invalid" for err in exc.errors()):
-        body = {"error": "invalid_json", "message": "The request body is not valid JSON."}
-        return JSONResponse(body, status_code=422)
+        invalid = {"error": "invalid_json", "message": "The request body is not valid JSON."}
+        return JSONResponse(invalid, status_code=422)
     names = ", ".join(sorted({f["field"] for f in fields}))
-    body = {
+    body: dict[str, Any] = {
         "error": "validation_error",
         "message": f"Invalid request: check {names}.",
         "fields": fields,

@@ -139,9 +139,10 @@ class Gate:
         try:
             reply, decision = await self._run(context, feature, endpoint, cost)
             if reply[0] == STALE:
-                context = await self._load(session, key_hash)
-                if context is None or context.key_status == "revoked":
+                fresh = await self._load(session, key_hash)
+                if fresh is None or fresh.key_status == "revoked":
                     raise errors.InvalidApiKey()
+                context = fresh
                 # Postgres is never behind Redis (versions are published after commit).
                 reply, decision = await self._run(context, feature, endpoint, cost)
         except RedisUnavailable:

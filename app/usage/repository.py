@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -14,11 +14,12 @@ from sqlmodel import col, select
 from app.models import Account, UsageRollup
 
 DEGRADED_EPOCH = "pg"
+ROLLUPS: sa.Table = cast(Any, UsageRollup).__table__
 
 
 def _insert(session: AsyncSession) -> Any:
     dialect = session.bind.dialect.name if session.bind else "postgresql"
-    return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(UsageRollup.__table__)
+    return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(ROLLUPS)
 
 
 _CONFLICT = ["account_id", "period_start", "day", "endpoint", "epoch"]
@@ -29,7 +30,7 @@ async def write_snapshot(session: AsyncSession, rows: Sequence[dict[str, Any]]) 
     if not rows:
         return
     stmt = _insert(session)
-    table = UsageRollup.__table__
+    table = ROLLUPS
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=_CONFLICT,
@@ -51,7 +52,7 @@ async def add_count(
 ) -> None:
     """Count units straight into Postgres (requests served while Redis was unreachable)."""
     stmt = _insert(session)
-    table = UsageRollup.__table__
+    table = ROLLUPS
     await session.execute(
         stmt.values(
             account_id=account_id,
