@@ -41,6 +41,9 @@ echo "==> ruff" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check . >/dev/null || { echo "error: run .venv/bin/ruff format ." >&2; exit 1; }
 
+echo "==> mypy" >&2
+.venv/bin/mypy app
+
 echo "==> pytest" >&2
 set +e
 .venv/bin/python -m pytest "$@"

@@ -1,0 +1,148 @@
+"""Counters the benchmark reads: redis-py writes on the wire, and Redis `INFO commandstats`.
+
+* `RedisWireTap` wraps `send_packed_command` of redis-py's sync and asyncio connections. Every call
+  is one write followed by reading the replies, i.e. one round trip; a pipeline is one write of
+  several commands (one round trip, several commands). Commands are counted by parsing the RESP
+  arrays in the packed bytes. Only writes made on the benchmark's own thread count, so the
+  `UpstashBridge` (its own thread, also redis-py) is not mixed in.
+* `read_commandstats` reads `INFO commandstats` over a plain socket (not through redis-py, so the
+  tap never sees it). The figures are server-wide: every client of the shared Redis shows up, and
+  commands run by Lua scripts (`redis.call`) are counted under their own names as well.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import redis.asyncio.connection as async_connection
+import redis.connection as sync_connection
+
+Packed = bytes | str | memoryview | Iterable[bytes | memoryview]
+
+
+def count_resp_commands(data: bytes) -> int:
+    """How many RESP arrays (commands) `data` holds."""
+    count, i = 0, 0
+    while i < len(data):
+        if data[i : i + 1] != b"*":
+            raise ValueError(f"not a RESP command at byte {i}")
+        end = data.index(b"\r\n", i)
+        argc, i = int(data[i + 1 : end]), end + 2
+        for _ in range(argc):
+            end = data.index(b"\r\n", i)
+            i = end + 2 + int(data[i + 1 : end]) + 2
+        count += 1
+    return count
+
+
+def _as_bytes(command: Packed) -> bytes:
+    if isinstance(command, str):
+        return command.encode()
+    if isinstance(command, bytes | memoryview):
+        return bytes(command)
+    return b"".join(bytes(chunk) for chunk in command)
+
+
+class RedisWireTap:
+    """Counts round trips and commands redis-py sends from the installing thread."""
+
+    def __init__(self) -> None:
+        self.round_trips = 0
+        self.commands = 0
+        self._thread = threading.get_ident()
+        self._restore: list[Callable[[], None]] = []
+
+    def record(self, command: Packed) -> None:
+        if threading.get_ident() != self._thread:
+            return
+        self.round_trips += 1
+        self.commands += count_resp_commands(_as_bytes(command))
+
+    def install(self) -> None:
+        sync_cls: Any = sync_connection.AbstractConnection
+        async_cls: Any = async_connection.AbstractConnection
+        sync_send: Callable[..., None] = sync_cls.send_packed_command
+        async_send: Callable[..., Awaitable[None]] = async_cls.send_packed_command
+        tap = self
+
+        def send_sync(conn: Any, command: Packed, check_health: bool = True) -> None:
+            tap.record(command)
+            sync_send(conn, command, check_health)
+
+        async def send_async(conn: Any, command: Packed, check_health: bool = True) -> None:
+            tap.record(command)
+            await async_send(conn, command, check_health)
+
+        sync_cls.send_packed_command = send_sync
+        async_cls.send_packed_command = send_async
+        self._restore = [
+            lambda: setattr(sync_cls, "send_packed_command", sync_send),
+            lambda: setattr(async_cls, "send_packed_command", async_send),
+        ]
+
+    def uninstall(self) -> None:
+        for restore in self._restore:
+            restore()
+        self._restore = []
+
+
+@dataclass(frozen=True, slots=True)
+class CommandStats:
+    """Server-wide call totals from `INFO commandstats`."""
+
+    total: int  # every command execution, including those run inside Lua scripts
+    info: int  # INFO calls (the probe's own reads among them)
+    scripts: int  # EVAL + EVALSHA (+ their _RO variants): one per script run
+
+    def __sub__(self, other: CommandStats) -> CommandStats:
+        return CommandStats(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
+
+    @property
+    def executions(self) -> int:
+        """Command executions, INFO excluded (scripts count once plus each `redis.call`)."""
+        return self.total - self.info
+
+
+SCRIPT_COMMANDS = {"eval", "evalsha", "eval_ro", "evalsha_ro"}
+
+
+def parse_commandstats(text: str) -> CommandStats:
+    calls: dict[str, int] = {}
+    for line in text.splitlines():
+        if not line.startswith("cmdstat_"):
+            continue
+        name, _, values = line[len("cmdstat_") :].partition(":")
+        stats = dict(item.split("=", 1) for item in values.split(","))
+        calls[name] = int(stats["calls"])
+    return CommandStats(
+        total=sum(calls.values()),
+        info=calls.get("info", 0),
+        scripts=sum(calls.get(name, 0) for name in SCRIPT_COMMANDS),
+    )
+
+
+def read_commandstats(host: str = "127.0.0.1", port: int = 6379) -> CommandStats:
+    """`INFO commandstats` over a fresh socket (a bulk-string reply)."""
+    with socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")
+        buffer = b""
+        while b"\r\n" not in buffer:
+            buffer += _recv(sock)
+        header, body = buffer.split(b"\r\n", 1)
+        if not header.startswith(b"$"):
+            raise RuntimeError(f"unexpected INFO reply: {header!r}")
+        length = int(header[1:])
+        while len(body) < length + 2:
+            body += _recv(sock)
+    return parse_commandstats(body[:length].decode())
+
+
+def _recv(sock: socket.socket) -> bytes:
+    chunk = sock.recv(65536)
+    if not chunk:
+        raise ConnectionError("Redis closed the connection during INFO")
+    return chunk
