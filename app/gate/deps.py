@@ -66,10 +66,13 @@ class MeteringMiddleware:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
+        started = False
 
         async def finish(message: Message) -> None:
+            nonlocal started
             decision: GateDecision | None = state.get("gate")
             if message["type"] == "http.response.start" and decision is not None:
+                started = True
                 status = int(message["status"])
                 await _settle(scope, decision, ok=200 <= status < 300)
                 headers = list(message.get("headers", []))
@@ -80,7 +83,14 @@ class MeteringMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, finish)
+        try:
+            await self.app(scope, receive, finish)
+        except BaseException:
+            # An unhandled error becomes a 500 further out, past this middleware: settle here.
+            decision = state.get("gate")
+            if decision is not None and not started:
+                await _settle(scope, decision, ok=False)
+            raise
 
 
 async def _settle(scope: Scope, decision: GateDecision, *, ok: bool) -> None:

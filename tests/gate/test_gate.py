@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
 
 from app.accounts import service as accounts
 from tests.support.factories import (
@@ -242,3 +243,26 @@ async def test_warm_key_costs_one_redis_command_and_no_gate_query(
         ).status_code == 200
     assert services.redis.commands - redis_before == 5
     assert services.db.queries.count - queries_before == 5  # the product lookup itself, only
+
+
+async def test_a_crashing_handler_is_not_counted(
+    app: FastAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.catalog import service as catalog_service
+
+    async def boom(*_: object, **__: object) -> None:
+        raise RuntimeError("bug")
+
+    _, key = await make_account(client)
+    monkeypatch.setattr(catalog_service, "search", boom)
+    transport = ASGITransport(app, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://t") as raw:
+        response = await raw.get("/v1/products", headers=key_headers(key))
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "internal_error",
+        "message": "Something went wrong on our side.",
+    }
+    monkeypatch.undo()
+    usage = (await client.get("/v1/usage", headers=key_headers(key))).json()
+    assert usage["used"] == 0
