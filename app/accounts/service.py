@@ -53,6 +53,11 @@ class KeyLimitReached(Conflict):
     default_message = f"An account can hold at most {MAX_LIVE_KEYS} live keys; revoke one first."
 
 
+class LastKey(Conflict):
+    code = "last_key"
+    default_message = "This is the account's last live key; create another one before revoking it."
+
+
 class PlanNotFound(NotFound):
     code = "plan_not_found"
     default_message = "No plan with this code."
@@ -141,6 +146,8 @@ async def set_key_status(
     key = await repo.get_key(session, key_id)
     if key is None or key.status == "revoked" or (account_id and key.account_id != account_id):
         raise KeyNotFound()
+    if status == "revoked" and account_id and await repo.count_live_keys(session, account_id) <= 1:
+        raise LastKey()  # a developer must never lock themselves out of their own account
     if key.status != status:
         await repo.set_key_status(session, key, status)
         await _bump_account(session, gate, key.account_id)

@@ -74,6 +74,8 @@ async def test_key_lifecycle(client: AsyncClient) -> None:
     assert again.status_code == 404 and again.json()["error"] == "key_not_found"
     listed = (await client.get("/v1/keys", headers=key_headers(key))).json()["data"]
     assert [k["name"] for k in listed] == ["default"]
+    last = await client.delete(f"/v1/keys/{listed[0]['id']}", headers=key_headers(key))
+    assert last.status_code == 409 and last.json()["error"] == "last_key"
 
 
 async def test_keys_are_private_to_their_account(client: AsyncClient) -> None:
