@@ -146,9 +146,7 @@ class TwoLimiters:
 def two_limiters_router(limiters: TwoLimiters) -> APIRouter:
     router = APIRouter(prefix="/bench/ratelimit", tags=["bench"])
 
-    @router.get(
-        "/products/{sku}", response_model=ProductPublic, dependencies=[Depends(limiters)]
-    )
+    @router.get("/products/{sku}", response_model=ProductPublic, dependencies=[Depends(limiters)])
     async def get_product_two_limiters(session: SessionDep, sku: Sku) -> ProductPublic:
         return await catalog.get(session, sku)
 

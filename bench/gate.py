@@ -22,17 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
-import math
-import statistics
 import sys
-import time
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import suppress
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,9 +40,16 @@ from upstash_redis.asyncio import Redis as UpstashRedis
 
 from app.core.db import Database
 from app.main import create_app
-from app.redis.port import RedisPort
 from bench import apps
-from bench.probes import CommandStats, RedisWireTap, read_commandstats
+from bench.counts import ConcurrentResult, Counts, Probe, Route, concurrent
+from bench.probes import RedisWireTap
+from bench.report import (
+    budget_failures,
+    concurrency_result,
+    crosscheck_notes,
+    markdown,
+    row_result,
+)
 from tests.support.upstash_bridge import UpstashBridge
 
 # The plan limits every limiter gets, high enough that every measured request is admitted.
@@ -54,80 +58,6 @@ PER_MINUTE = 100_000
 PER_MONTH = 10_000_000
 SKU = "BENCH-0001"
 CLIENT_ADDR = ("203.0.113.7", 50000)
-
-
-# -- counters -----------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Counts:
-    requests: int = 0
-    redis_commands: int = 0  # client-sent: bridge commands + redis-py wire commands
-    round_trips: int = 0  # bridge HTTP requests + redis-py writes
-    pg_queries: int = 0
-    port_commands: int = 0  # the app's own RedisPort counter (AgentMall routes only)
-    cs_scripts: int = 0  # INFO commandstats: EVAL/EVALSHA runs (server-wide)
-    cs_executions: int = 0  # INFO commandstats: all executions incl. inside Lua, minus INFO
-
-    def __add__(self, other: Counts) -> Counts:
-        return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
-
-    def __sub__(self, other: Counts) -> Counts:
-        return Counts(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
-
-    def per_request(self) -> dict[str, float]:
-        n = max(self.requests, 1)
-        return {f.name: getattr(self, f.name) / n for f in fields(self) if f.name != "requests"}
-
-
-@dataclass
-class Probe:
-    bridge: UpstashBridge
-    tap: RedisWireTap
-
-    def snapshot(self, db: Database, port: RedisPort | None) -> Counts:
-        stats: CommandStats = read_commandstats()
-        return Counts(
-            redis_commands=self.bridge.commands + self.tap.commands,
-            round_trips=self.bridge.http_requests + self.tap.round_trips,
-            pg_queries=db.queries.count,
-            port_commands=port.commands if port else 0,
-            cs_scripts=stats.scripts,
-            cs_executions=stats.executions,
-        )
-
-
-@dataclass
-class Route:
-    name: str
-    client: AsyncClient
-    path: str
-    db: Database
-    port: RedisPort | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    latencies_ms: list[float] = field(default_factory=list)
-    counts: Counts = field(default_factory=Counts)
-
-    async def request(self) -> float:
-        start = time.perf_counter()
-        response = await self.client.get(self.path, headers=self.headers)
-        elapsed = (time.perf_counter() - start) * 1000
-        if response.status_code != 200:
-            raise RuntimeError(f"{self.name}: {response.status_code} {response.text[:300]}")
-        return elapsed
-
-    async def measured(self, probe: Probe, n: int, *, timed: bool = True) -> Counts:
-        """`n` sequential requests; adds their counts (and latencies) to this route's totals."""
-        gc.collect()
-        before = probe.snapshot(self.db, self.port)
-        for _ in range(n):
-            elapsed = await self.request()
-            if timed:
-                self.latencies_ms.append(elapsed)
-        delta = probe.snapshot(self.db, self.port) - before
-        delta.requests = n
-        self.counts = self.counts + delta
-        return delta
 
 
 # -- set-up -------------------------------------------------------------------------------------
@@ -215,12 +145,14 @@ def add_routes(bench: Bench, api_key: str) -> None:
 # -- the runs -----------------------------------------------------------------------------------
 
 
-async def first_requests(bench: Bench) -> dict[str, dict[str, float]]:
+async def first_requests(bench: Bench) -> dict[str, dict[str, Any]]:
     """Each AgentMall app's first gated request: a cold key cache (the key is loaded)."""
-    cold: dict[str, dict[str, float]] = {}
+    cold: dict[str, dict[str, Any]] = {}
     for name in ("am_upstash", "am_redis"):
+        names_before = Counter(bench.probe.tap.names)
         delta = await bench.routes[name].measured(bench.probe, 1, timed=False)
         cold[name] = {k: v for k, v in asdict(delta).items() if k != "requests"}
+        cold[name]["redis_py_commands"] = dict(bench.probe.tap.names - names_before)
         bench.routes[name].counts = Counts()
     return cold
 
@@ -249,214 +181,6 @@ async def sequential(bench: Bench, requests: int, rounds: int) -> None:
                 await bench.routes[name].measured(bench.probe, size)
 
 
-@dataclass
-class ConcurrentResult:
-    name: str
-    counts: Counts
-    seconds: float
-
-    @property
-    def rps(self) -> float:
-        return self.counts.requests / self.seconds
-
-
-async def concurrent(route: Route, probe: Probe, n: int, workers: int) -> ConcurrentResult:
-    remaining = n
-
-    async def worker() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            await route.request()
-
-    gc.collect()
-    before = probe.snapshot(route.db, route.port)
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    seconds = time.perf_counter() - start
-    delta = probe.snapshot(route.db, route.port) - before
-    delta.requests = n
-    return ConcurrentResult(route.name, delta, seconds)
-
-
-# -- results ------------------------------------------------------------------------------------
-
-ROWS = [
-    ("AgentMall gate via Upstash REST", "am_upstash", "am_upstash_open", True),
-    ("AgentMall gate via Redis URL", "am_redis", "am_redis_open", True),
-    ("upstash-ratelimit ×2 via Upstash REST", "two_limiters", "am_upstash_open", False),
-    ("slowapi (Redis)", "slowapi", "slowapi_open", False),
-]
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-
-
-def row_result(label: str, gated: Route, base: Route, agentmall: bool) -> dict[str, Any]:
-    g, b = gated.counts.per_request(), base.counts.per_request()
-    g_med, b_med = statistics.median(gated.latencies_ms), statistics.median(base.latencies_ms)
-    g_p95, b_p95 = p95(gated.latencies_ms), p95(base.latencies_ms)
-    return {
-        "label": label,
-        "route": gated.name,
-        "baseline": base.name,
-        "agentmall": agentmall,
-        "requests": gated.counts.requests,
-        "redis_commands_per_request": g["redis_commands"] - b["redis_commands"],
-        "round_trips_per_request": g["round_trips"] - b["round_trips"],
-        "pg_queries_added_per_request": g["pg_queries"] - b["pg_queries"],
-        "port_commands_per_request": g["port_commands"] - b["port_commands"],
-        "commandstats_scripts_per_request": g["cs_scripts"] - b["cs_scripts"],
-        "commandstats_executions_per_request": g["cs_executions"] - b["cs_executions"],
-        "median_ms": g_med,
-        "baseline_median_ms": b_med,
-        "p95_ms": g_p95,
-        "baseline_p95_ms": b_p95,
-        "median_added_ms": g_med - b_med,
-        "p95_added_ms": g_p95 - b_p95,
-        "median_ratio": g_med / b_med,
-    }
-
-
-def concurrency_result(
-    label: str, gated: ConcurrentResult, base: ConcurrentResult
-) -> dict[str, Any]:
-    g, b = gated.counts.per_request(), base.counts.per_request()
-    return {
-        "label": label,
-        "requests": gated.counts.requests,
-        "redis_commands_per_request": g["redis_commands"] - b["redis_commands"],
-        "round_trips_per_request": g["round_trips"] - b["round_trips"],
-        "pg_queries_added_per_request": g["pg_queries"] - b["pg_queries"],
-        "commandstats_scripts_per_request": g["cs_scripts"] - b["cs_scripts"],
-        "rps": gated.rps,
-        "baseline_rps": base.rps,
-        "throughput_ratio": gated.rps / base.rps,
-    }
-
-
-def budget_failures(rows: list[dict[str, Any]]) -> list[str]:
-    """Exact checks (per-request averages of whole counts) on the AgentMall rows."""
-    failures = []
-    for row in rows:
-        if not row.get("agentmall"):
-            continue
-        checks = {
-            "Redis commands/request": (row["redis_commands_per_request"], 1.0),
-            "round trips/request": (row["round_trips_per_request"], 1.0),
-            "Postgres queries added/request": (row["pg_queries_added_per_request"], 0.0),
-        }
-        for what, (got, want) in checks.items():
-            if not math.isclose(got, want, abs_tol=1e-9):
-                failures.append(f"{row['label']}: {what} = {got:.4f} (budget {want:g})")
-    return failures
-
-
-def crosscheck_notes(rows: list[dict[str, Any]]) -> list[str]:
-    """Where server-side script runs (commandstats) differ from the client-side counts."""
-    notes = []
-    for row in rows:
-        client, server = row["redis_commands_per_request"], row["commandstats_scripts_per_request"]
-        if not math.isclose(client, server, abs_tol=1e-9):
-            notes.append(
-                f"{row['label']}: commandstats EVAL/EVALSHA {server:.3f}/request vs "
-                f"{client:.3f} client-side (other clients of the shared Redis active?)"
-            )
-    return notes
-
-
-def fmt(value: float, digits: int = 2) -> str:
-    return f"{value:.{digits}f}"
-
-
-def markdown(result: dict[str, Any]) -> str:
-    cfg = result["config"]
-    lines = [
-        f"Gate benchmark, {cfg['requests']} sequential requests per route after "
-        f"{cfg['warmup']} warm-up requests, {cfg['rounds']} interleaved rounds "
-        f"({cfg['started']}, {cfg['cpus']} CPUs).",
-        "",
-        "| Gate | Redis commands/request | Round trips/request | Postgres queries/request "
-        "added by the gate (warm key) | Median added latency (ms) | p95 added latency (ms) "
-        "| Added latency ratio vs no gate (median) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in result["rows"]:
-        pg = fmt(row["pg_queries_added_per_request"])
-        pg_cell = pg if row["agentmall"] else f"n/a (measured {pg})"
-        lines.append(
-            f"| {row['label']} | {fmt(row['redis_commands_per_request'])} "
-            f"| {fmt(row['round_trips_per_request'])} | {pg_cell} "
-            f"| {fmt(row['median_added_ms'])} | {fmt(row['p95_added_ms'])} "
-            f"| {fmt(row['median_ratio'])}× |"
-        )
-    lines += ["", budget_line(result), ""]
-    lines += details(result)
-    return "\n".join(lines)
-
-
-def budget_line(result: dict[str, Any]) -> str:
-    verdict = "PASS" if not result["budget_failures"] else "FAIL"
-    line = (
-        "Budgets (AgentMall rows): 1 Redis command and 1 round trip per metered request, "
-        f"0 Postgres queries for a warm key: **{verdict}**"
-    )
-    if result["budget_failures"]:
-        line += "\n" + "\n".join(f"- {f}" for f in result["budget_failures"])
-    return line
-
-
-def details(result: dict[str, Any]) -> list[str]:
-    lines = [
-        "Latency (ms) and server-side cross-check (INFO commandstats, server-wide):",
-        "",
-        "| Gate | median gated / no gate | p95 gated / no gate | EVAL+EVALSHA/request "
-        "| Redis executions/request incl. inside Lua |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for row in result["rows"]:
-        lines.append(
-            f"| {row['label']} | {fmt(row['median_ms'])} / {fmt(row['baseline_median_ms'])} "
-            f"| {fmt(row['p95_ms'])} / {fmt(row['baseline_p95_ms'])} "
-            f"| {fmt(row['commandstats_scripts_per_request'])} "
-            f"| {fmt(row['commandstats_executions_per_request'])} |"
-        )
-    lines += ["", *(f"- cross-check: {n}" for n in result["crosscheck"] or ["all match"])]
-    for name, cold in result["cold"].items():
-        lines.append(
-            f"- cold key ({name}, first gated request on a fresh instance): "
-            f"{cold['pg_queries']} Postgres queries (handler included), "
-            f"{cold['redis_commands']} Redis commands, {cold['round_trips']} round trips"
-        )
-    if result["concurrency"]:
-        lines += concurrency_table(result)
-    return lines
-
-
-def concurrency_table(result: dict[str, Any]) -> list[str]:
-    workers = result["config"]["concurrency"]
-    lines = [
-        "",
-        f"Concurrency run ({workers} concurrent clients, {result['config']['requests']} "
-        "requests per route; same counting):",
-        "",
-        "| Gate | Redis commands/request | Round trips/request | Postgres queries added/request "
-        "| Throughput gated / no gate (req/s) | Throughput ratio |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for row in result["concurrency"]:
-        lines.append(
-            f"| {row['label']} | {fmt(row['redis_commands_per_request'])} "
-            f"| {fmt(row['round_trips_per_request'])} "
-            f"| {fmt(row['pg_queries_added_per_request'])} "
-            f"| {fmt(row['rps'], 0)} / {fmt(row['baseline_rps'], 0)} "
-            f"| {fmt(row['throughput_ratio'])}× |"
-        )
-    return lines
-
-
 # -- orchestration ------------------------------------------------------------------------------
 
 
@@ -483,7 +207,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "concurrency": conc,
             "cold": cold,
             "budget_failures": budget_failures(rows) + budget_failures(conc_as_rows(conc)),
-            "crosscheck": crosscheck_notes(rows),
+            "crosscheck": crosscheck_notes(rows) + crosscheck_notes(conc_as_rows(conc)),
         }
     finally:
         await cleanup(bench, bridge, tap)
@@ -553,7 +277,8 @@ async def delete_keys(patterns: list[str]) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.gate", description=__doc__.split("\n")[0])
+    summary = (__doc__ or "").split("\n")[0]
+    parser = argparse.ArgumentParser(prog="python -m bench.gate", description=summary)
     parser.add_argument("--requests", type=int, default=500, help="timed requests per route")
     parser.add_argument("--warmup", type=int, default=50, help="untimed requests per route first")
     parser.add_argument("--rounds", type=int, default=10, help="interleaving rounds")

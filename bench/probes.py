@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -24,19 +25,29 @@ import redis.connection as sync_connection
 Packed = bytes | str | memoryview | Iterable[bytes | memoryview]
 
 
-def count_resp_commands(data: bytes) -> int:
-    """How many RESP arrays (commands) `data` holds."""
-    count, i = 0, 0
+def resp_command_names(data: bytes) -> list[str]:
+    """The name of every RESP array (command) in `data`, with the subcommand for container
+    commands (e.g. "CLIENT SETINFO")."""
+    names, i = [], 0
     while i < len(data):
         if data[i : i + 1] != b"*":
             raise ValueError(f"not a RESP command at byte {i}")
         end = data.index(b"\r\n", i)
         argc, i = int(data[i + 1 : end]), end + 2
+        args: list[bytes] = []
         for _ in range(argc):
             end = data.index(b"\r\n", i)
-            i = end + 2 + int(data[i + 1 : end]) + 2
-        count += 1
-    return count
+            start, i = end + 2, end + 2 + int(data[i + 1 : end]) + 2
+            if len(args) < 2:
+                args.append(data[start : i - 2])
+        name = args[0].decode(errors="replace").upper() if args else "?"
+        if name in CONTAINER_COMMANDS and len(args) > 1:
+            name = f"{name} {args[1].decode(errors='replace').upper()}"
+        names.append(name)
+    return names
+
+
+CONTAINER_COMMANDS = {"CLIENT", "SCRIPT", "CONFIG", "COMMAND"}
 
 
 def _as_bytes(command: Packed) -> bytes:
@@ -53,14 +64,17 @@ class RedisWireTap:
     def __init__(self) -> None:
         self.round_trips = 0
         self.commands = 0
+        self.names: Counter[str] = Counter()
         self._thread = threading.get_ident()
         self._restore: list[Callable[[], None]] = []
 
     def record(self, command: Packed) -> None:
         if threading.get_ident() != self._thread:
             return
+        names = resp_command_names(_as_bytes(command))
         self.round_trips += 1
-        self.commands += count_resp_commands(_as_bytes(command))
+        self.commands += len(names)
+        self.names.update(names)
 
     def install(self) -> None:
         sync_cls: Any = sync_connection.AbstractConnection
@@ -97,6 +111,7 @@ class CommandStats:
     total: int  # every command execution, including those run inside Lua scripts
     info: int  # INFO calls (the probe's own reads among them)
     scripts: int  # EVAL + EVALSHA (+ their _RO variants): one per script run
+    script_usec: int  # server time in those script runs (their `redis.call`s included)
 
     def __sub__(self, other: CommandStats) -> CommandStats:
         return CommandStats(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
@@ -112,16 +127,19 @@ SCRIPT_COMMANDS = {"eval", "evalsha", "eval_ro", "evalsha_ro"}
 
 def parse_commandstats(text: str) -> CommandStats:
     calls: dict[str, int] = {}
+    usec: dict[str, int] = {}
     for line in text.splitlines():
         if not line.startswith("cmdstat_"):
             continue
         name, _, values = line[len("cmdstat_") :].partition(":")
         stats = dict(item.split("=", 1) for item in values.split(","))
         calls[name] = int(stats["calls"])
+        usec[name] = int(stats["usec"])
     return CommandStats(
         total=sum(calls.values()),
         info=calls.get("info", 0),
         scripts=sum(calls.get(name, 0) for name in SCRIPT_COMMANDS),
+        script_usec=sum(usec.get(name, 0) for name in SCRIPT_COMMANDS),
     )
 
 
