@@ -10,6 +10,7 @@ shebang flag that stock Redis rejects.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from fastapi import Request
@@ -63,8 +64,6 @@ class PublicLimiter:
                 raise RateLimiterUnavailable() from exc
             return
         if not result.allowed:
-            import time
-
             retry = max(1, math.ceil(result.reset - time.time()))
             raise TooManyFromThisAddress(
                 headers={

@@ -156,8 +156,10 @@ async def set_key_status(
 
 async def _bump_account(session: AsyncSession, gate: Gate, account_id: str) -> None:
     version = await repo.bump_account_version(session, account_id)
-    redis_key = gate.keys.account_version(account_id)
+    _publish_after_commit(session, gate, gate.keys.account_version(account_id), version)
 
+
+def _publish_after_commit(session: AsyncSession, gate: Gate, redis_key: str, version: int) -> None:
     async def publish() -> None:
         await gate.publish_version(redis_key, version)
 
@@ -188,12 +190,7 @@ async def upsert_plan(session: AsyncSession, gate: Gate, *, code: str, update: P
         plan.version += 1
     plan.updated_at = utcnow()
     await repo.add(session, plan)
-    redis_key, version = gate.keys.plan_version(code), plan.version
-
-    async def publish() -> None:
-        await gate.publish_version(redis_key, version)
-
-    after_commit(session, publish)
+    _publish_after_commit(session, gate, gate.keys.plan_version(code), plan.version)
     return plan
 
 

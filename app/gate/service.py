@@ -150,59 +150,61 @@ class Gate:
         self._raise_for(reply[0], decision)
         return decision
 
-    async def _run(
-        self, context: KeyContext, feature: str, endpoint: str, cost: int
-    ) -> tuple[list[Any], GateDecision]:
+    def _decision(self, context: KeyContext, endpoint: str, cost: int) -> GateDecision:
+        """What this request would count, before Redis says whether it may."""
         now = utcnow()
-        now_ms = int(now.timestamp() * 1000)
         period_start, period_end = current_period(
             context.paid_period_start, context.paid_period_end, now
         )
         base_used = context.base_used if context.base_period_start == period_start else 0
+        return GateDecision(
+            context=context,
+            endpoint=endpoint,
+            cost=cost,
+            period_start=period_start,
+            period_end=period_end,
+            now_ms=int(now.timestamp() * 1000),
+            used=base_used,
+            usage_key=self.keys.usage(context.account_id, period_start),
+            usage_field=f"{now.date().isoformat()}|{endpoint}",
+        )
+
+    async def _run(
+        self, context: KeyContext, feature: str, endpoint: str, cost: int
+    ) -> tuple[list[Any], GateDecision]:
+        decision = self._decision(context, endpoint, cost)
         plan = context.plan
-        usage_key = self.keys.usage(context.account_id, period_start)
-        field = f"{now.date().isoformat()}|{endpoint}"
-        ttl = int(period_end.timestamp()) - now_ms // 1000 + USAGE_RETENTION_S
+        ttl = int(decision.period_end.timestamp()) - decision.now_ms // 1000 + USAGE_RETENTION_S
         reply = await self.redis.run_script(
             GATE,
             [
                 self.keys.account_version(context.account_id),
                 self.keys.plan_version(plan.code),
                 self.keys.window(context.account_id),
-                usage_key,
+                decision.usage_key,
                 self.keys.dirty,
             ],
             [
                 context.account_version,
                 plan.version,
                 plan_verdict(context, feature),
-                now_ms,
+                decision.now_ms,
                 WINDOW_MS,
                 plan.requests_per_minute,
                 plan.included_calls,
                 1 if plan.hard_limit else 0,
                 cost,
                 uuid.uuid4().hex,
-                field,
-                base_used,
+                decision.usage_field,
+                decision.used,  # the rolled-up base, used only if Redis has no counter yet
                 uuid.uuid4().hex[:16],
                 ttl,
             ],
         )
-        decision = GateDecision(
-            context=context,
-            endpoint=endpoint,
-            cost=cost,
-            period_start=period_start,
-            period_end=period_end,
-            now_ms=now_ms,
-            window_count=int(reply[3]),
-            window_reset_ms=int(reply[4]),
-            used=int(reply[5]),
-            epoch=str(reply[6] or ""),
-            usage_key=usage_key,
-            usage_field=field,
-        )
+        decision.window_count = int(reply[3])
+        decision.window_reset_ms = int(reply[4])
+        decision.used = int(reply[5])
+        decision.epoch = str(reply[6] or "")
         return list(reply), decision
 
     def _raise_for(self, status: int, decision: GateDecision) -> None:
@@ -234,22 +236,9 @@ class Gate:
         """Redis is unreachable: refuse (closed) or serve on the cached context (open)."""
         if self.settings.RATE_LIMIT_FAILURE_MODE == "closed":
             raise errors.RateLimiterUnavailable()
-        now = utcnow()
-        period_start, period_end = current_period(
-            context.paid_period_start, context.paid_period_end, now
-        )
-        base_used = context.base_used if context.base_period_start == period_start else 0
-        decision = GateDecision(
-            context=context,
-            endpoint=endpoint,
-            cost=cost,
-            period_start=period_start,
-            period_end=period_end,
-            now_ms=int(now.timestamp() * 1000),
-            used=base_used + cost,
-            usage_field=f"{now.date().isoformat()}|{endpoint}",
-            degraded=True,
-        )
+        decision = self._decision(context, endpoint, cost)
+        decision.used += cost
+        decision.degraded = True
         self._raise_for(plan_verdict(context, feature), decision)
         return decision
 
