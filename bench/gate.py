@@ -23,12 +23,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import suppress
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +58,14 @@ PER_MINUTE = 100_000
 PER_MONTH = 10_000_000
 SKU = "BENCH-0001"
 CLIENT_ADDR = ("203.0.113.7", 50000)
+
+
+ROWS = [
+    ("AgentMall gate via Upstash REST", "am_upstash", "am_upstash_open", True),
+    ("AgentMall gate via Redis URL", "am_redis", "am_redis_open", True),
+    ("upstash-ratelimit ×2 via Upstash REST", "two_limiters", "am_upstash_open", False),
+    ("slowapi (Redis)", "slowapi", "slowapi_open", False),
+]
 
 
 # -- set-up -------------------------------------------------------------------------------------
@@ -114,7 +122,7 @@ def build_bench(probe: Probe, strategy: str) -> Bench:
     ratelimit_redis = UpstashRedis(
         url=probe.bridge.url, token=apps.UPSTASH_TOKEN, rest_retries=0, allow_telemetry=False
     )
-    limiters = apps.TwoLimiters(ratelimit_redis, f"{prefix}url:", PER_MINUTE, PER_MONTH)
+    limiters = apps.TwoLimiters(ratelimit_redis, f"{prefix}ratelimit:", PER_MINUTE, PER_MONTH)
     am_upstash.include_router(apps.ungated_router())
     am_upstash.include_router(apps.two_limiters_router(limiters))
     am_redis.include_router(apps.ungated_router())
@@ -153,7 +161,7 @@ async def first_requests(bench: Bench) -> dict[str, dict[str, Any]]:
         delta = await bench.routes[name].measured(bench.probe, 1, timed=False)
         cold[name] = {k: v for k, v in asdict(delta).items() if k != "requests"}
         cold[name]["redis_py_commands"] = dict(bench.probe.tap.names - names_before)
-        bench.routes[name].counts = Counts()
+        bench.routes[name].counts, bench.routes[name].chunks = Counts(), []
     return cold
 
 
@@ -230,8 +238,6 @@ def conc_as_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def config(args: argparse.Namespace, started: str) -> dict[str, Any]:
-    import os
-
     return {
         "requests": args.requests,
         "warmup": args.warmup,
@@ -247,20 +253,39 @@ def config(args: argparse.Namespace, started: str) -> dict[str, Any]:
 
 
 async def cleanup(bench: Bench | None, bridge: UpstashBridge, tap: RedisWireTap) -> None:
-    """Close clients and apps, delete every Redis key this run made, stop the bridge, drop DB."""
+    """Close clients and apps, delete every Redis key this run made, stop the bridge, drop the
+    database. Every step runs even if an earlier one failed; what happened goes to stderr."""
+    steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
     if bench is not None:
-        for client in bench.clients:
-            await client.aclose()
-        for app in (bench.am_upstash, bench.am_redis):
-            await app.state.services.close()
-        await bench.ratelimit_redis.close()
-        with suppress(Exception):
-            apps.close_slowapi(bench.slow)
-        await bench.slow_db.dispose()
-        await delete_keys([f"{bench.prefix}*", f"LIMITS:LIMITER/{bench.prefix}slowapi/*"])
-    bridge.stop()
+        b = bench
+        steps += [(f"close client {i}", c.aclose) for i, c in enumerate(b.clients)]
+        steps += [
+            ("close AgentMall (Upstash) services", b.am_upstash.state.services.close),
+            ("close AgentMall (Redis URL) services", b.am_redis.state.services.close),
+            ("close upstash-ratelimit client", b.ratelimit_redis.close),
+            ("close slowapi storage", lambda: asyncio.to_thread(apps.close_slowapi, b.slow)),
+            ("dispose slowapi database", b.slow_db.dispose),
+            ("delete Redis keys", lambda: delete_keys(redis_patterns(b.prefix))),
+        ]
+    steps += [
+        ("stop bridge", lambda: asyncio.to_thread(bridge.stop)),
+        ("drop database", apps.drop_database),
+    ]
+    for label, step in steps:
+        try:
+            outcome = await step()
+        except Exception as exc:  # keep cleaning up; report it
+            print(f"cleanup: {label} failed: {exc!r}", file=sys.stderr)
+        else:
+            if label == "delete Redis keys":
+                print(f"cleanup: deleted {outcome} Redis keys", file=sys.stderr)
     tap.uninstall()
-    await apps.drop_database()
+
+
+def redis_patterns(prefix: str) -> list[str]:
+    """AgentMall apps and upstash-ratelimit use `prefix`; slowapi keys are
+    `LIMITS:LIMITER/<key_prefix>/...` with key_prefix = `<prefix>slowapi`."""
+    return [f"{prefix}*", f"LIMITS:LIMITER/{prefix}slowapi/*"]
 
 
 async def delete_keys(patterns: list[str]) -> int:
