@@ -53,7 +53,7 @@ from bench.report import (
 from tests.support.upstash_bridge import UpstashBridge
 
 # The plan limits every limiter gets, high enough that every measured request is admitted.
-# PlanUpdate caps requests_per_minute at 100,000 (1,000,000 is answered 422).
+# PlanUpdate caps requests_per_minute at 100,000 (1,000,000 fails validation: 422).
 PER_MINUTE = 100_000
 PER_MONTH = 10_000_000
 SKU = "BENCH-0001"
