@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from app.core.config import Settings
 from app.core.db import Database
 from app.gate.context import KeyCache
+from app.gate.public_limits import PublicLimiter
 from app.gate.service import Gate
-from app.public_limits import PublicLimiter
 from app.redis.adapters import build_redis
 from app.redis.port import RedisPort
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Depends, Header
 
 from app.accounts import repository as accounts_repo
 from app.core.deps import PrincipalDep, ServicesDep, SessionDep, SettingsDep
@@ -14,7 +14,6 @@ from app.usage import service
 from app.usage.schemas import RollupResult, UsagePublic
 
 router = APIRouter(prefix="/v1", tags=["usage"])
-cron = APIRouter(prefix="/v1/internal/cron", tags=["platform"], include_in_schema=False)
 
 
 @router.get("/usage", response_model=UsagePublic)
@@ -47,15 +46,17 @@ def require_cron(
         raise CronUnauthorized()
 
 
+cron = APIRouter(
+    prefix="/v1/internal/cron",
+    tags=["platform"],
+    include_in_schema=False,
+    dependencies=[Depends(require_cron)],
+)
+
+
 @cron.get("/{job}", response_model=RollupResult)
-async def run_job(
-    job: str,
-    services: ServicesDep,
-    settings: SettingsDep,
-    authorization: Annotated[str | None, Header()] = None,
-) -> RollupResult:
-    """Run one scheduled job."""
-    require_cron(settings, authorization)
+async def run_job(job: str, services: ServicesDep) -> RollupResult:
+    """Run one scheduled job (Vercel Cron)."""
     if job == "rollup-usage":
         return await service.rollup(services)
     raise JobNotFound()
