@@ -16,6 +16,7 @@ from app.accounts.schemas import (
     SignupResponse,
 )
 from app.core.deps import PrincipalDep, ServicesDep, SessionDep
+from app.core.schemas import ResourceId
 
 public = APIRouter(prefix="/v1", tags=["public"])
 router = APIRouter(prefix="/v1", tags=["account"])
@@ -62,13 +63,13 @@ async def create_key(
 
 @router.delete("/keys/{key_id}", response_model=KeyPublic)
 async def revoke_key(
-    key_id: str, principal: PrincipalDep, session: SessionDep, services: ServicesDep
+    key_id: ResourceId, principal: PrincipalDep, session: SessionDep, services: ServicesDep
 ) -> KeyPublic:
     """Revoke one of your keys: it stops working on the next request, on every instance."""
     key = await service.set_key_status(
         session,
         services.gate,
-        key_id=key_id[:40],
+        key_id=key_id,
         status="revoked",
         account_id=principal.account.id,
     )

@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from app.core.schemas import InputModel
 
 # Every feature an endpoint can require (SPEC §5, data plane).
 Feature = Literal["catalog.read", "catalog.bulk", "inventory.sync", "webhooks"]
 
 
-class SignupRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SignupRequest(InputModel):
     email: str = Field(max_length=254, description="Where we reach you about your account.")
 
 
@@ -39,10 +39,8 @@ class PlanList(BaseModel):
     data: list[PlanPublic]
 
 
-class PlanUpdate(BaseModel):
+class PlanUpdate(InputModel):
     """Create or change a plan (founder). Omitted fields keep their value on an existing plan."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=80)
     monthly_price_cents: int | None = Field(default=None, ge=0, le=10_000_000_00)
@@ -70,15 +68,11 @@ class AccountPublic(BaseModel):
     created_at: datetime
 
 
-class AccountPlanUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AccountPlanUpdate(InputModel):
     plan: str = Field(min_length=1, max_length=32)
 
 
-class KeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class KeyCreate(InputModel):
     name: str | None = Field(default=None, max_length=100)
 
 

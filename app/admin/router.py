@@ -11,6 +11,7 @@ from app.accounts.schemas import AccountPlanUpdate, KeyPublic, PlanPublic, PlanU
 from app.catalog import service as catalog
 from app.catalog.schemas import UpsertRequest, UpsertResponse
 from app.core.deps import AdminDep, ServicesDep, SessionDep
+from app.core.schemas import ResourceId
 from app.models import utcnow
 from app.usage import repository as usage_repo
 from app.usage.period import month_bounds
@@ -18,7 +19,6 @@ from app.usage.schemas import TopAccount, TopAccounts
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
-KeyId = Annotated[str, Path(max_length=40)]
 PlanCode = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 
 
@@ -30,7 +30,7 @@ async def upsert_products(body: UpsertRequest, _: AdminDep, session: SessionDep)
 
 @router.post("/keys/{key_id}/suspend", response_model=KeyPublic)
 async def suspend_key(
-    key_id: KeyId, _: AdminDep, session: SessionDep, services: ServicesDep
+    key_id: ResourceId, _: AdminDep, session: SessionDep, services: ServicesDep
 ) -> KeyPublic:
     """Suspend a key: 403 `key_suspended` from its next request, on every instance."""
     key = await accounts.set_key_status(session, services.gate, key_id=key_id, status="suspended")
@@ -39,7 +39,7 @@ async def suspend_key(
 
 @router.post("/keys/{key_id}/unsuspend", response_model=KeyPublic)
 async def unsuspend_key(
-    key_id: KeyId, _: AdminDep, session: SessionDep, services: ServicesDep
+    key_id: ResourceId, _: AdminDep, session: SessionDep, services: ServicesDep
 ) -> KeyPublic:
     """Lift a suspension, effective on the key's next request."""
     key = await accounts.set_key_status(session, services.gate, key_id=key_id, status="active")
@@ -57,7 +57,7 @@ async def put_plan(
 
 @router.put("/accounts/{account_id}/plan")
 async def put_account_plan(
-    account_id: KeyId,
+    account_id: ResourceId,
     body: AccountPlanUpdate,
     _: AdminDep,
     session: SessionDep,

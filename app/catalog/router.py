@@ -15,6 +15,7 @@ from app.catalog.schemas import (
     ProductPublic,
 )
 from app.core.deps import SessionDep
+from app.core.schemas import CleanStr
 from app.gate.deps import cost_per, gate
 from app.gate.service import GateDecision
 
@@ -36,7 +37,7 @@ BulkGate = Annotated[GateDecision, Depends(gate("catalog.bulk", "products.bulk",
 async def list_products(
     session: SessionDep,
     _: ReadGate,
-    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    q: Annotated[CleanStr | None, Query(min_length=1, max_length=100)] = None,
     category: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(min_length=1, max_length=256)] = None,

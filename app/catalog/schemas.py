@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from app.core.schemas import InputModel
+
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[a-z]{3}$")]
@@ -19,7 +21,7 @@ MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTES_JSON = 4000
 
 
-class ProductIn(BaseModel):
+class ProductIn(InputModel):
     """One product as the founder uploads it (admin upsert and the import command)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -65,9 +67,7 @@ class ProductPage(BaseModel):
     next_cursor: str | None
 
 
-class BulkRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class BulkRequest(InputModel):
     skus: list[Sku] = Field(min_length=1, max_length=MAX_BULK_SKUS)
 
 
@@ -76,9 +76,7 @@ class BulkResponse(BaseModel):
     not_found: list[str]
 
 
-class UpsertRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class UpsertRequest(InputModel):
     products: list[ProductIn] = Field(min_length=1, max_length=MAX_UPSERT_PRODUCTS)
 
 
