@@ -38,7 +38,9 @@ async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": commit (and the after-commit publishing) before the response is sent, so a
+# client that got a 2xx can rely on the change; the default scope would commit after sending.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 ApiKeyHeader = Annotated[
     str | None, Header(alias="X-API-Key", description="Your AgentMall API key.")
