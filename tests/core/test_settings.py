@@ -77,3 +77,15 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/3")
     settings = build()
     assert settings.RATE_LIMIT_FAILURE_MODE == "closed" and settings.redis_backend == "url"
+
+
+def test_env_example_documents_every_setting() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / ".env.example").read_text()
+    for name in Settings.model_fields:
+        match = re.search(rf"^(# )?{name}=", text, re.M)
+        assert match, f"{name} is missing from .env.example"
+        before = text[: match.start()].rstrip().splitlines()[-1]
+        assert before.startswith("#"), f"{name} has no comment above it in .env.example"
