@@ -134,5 +134,6 @@ async def list_plans(session: AsyncSession, *, public_only: bool) -> Sequence[Pl
     return (await session.execute(query)).scalars().all()
 
 
-async def get_plan(session: AsyncSession, code: str) -> Plan | None:
-    return await session.get(Plan, code)
+async def get_plan(session: AsyncSession, code: str, *, for_update: bool = False) -> Plan | None:
+    """A plan; `for_update` locks its row so concurrent edits each get their own version."""
+    return await session.get(Plan, code, with_for_update=for_update)

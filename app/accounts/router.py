@@ -16,10 +16,15 @@ from app.accounts.schemas import (
     SignupResponse,
 )
 from app.core.deps import PrincipalDep, ServicesDep, SessionDep
+from app.core.errors import error_responses
 from app.core.schemas import ResourceId
 
-public = APIRouter(prefix="/v1", tags=["public"])
-router = APIRouter(prefix="/v1", tags=["account"])
+public = APIRouter(
+    prefix="/v1", tags=["public"], responses=error_responses(409, 413, 422, 429, 503)
+)
+router = APIRouter(
+    prefix="/v1", tags=["account"], responses=error_responses(401, 403, 404, 409, 413, 422)
+)
 
 
 @public.post("/signup", status_code=status.HTTP_201_CREATED, response_model=SignupResponse)

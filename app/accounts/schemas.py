@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from app.core.schemas import InputModel
 
@@ -39,6 +39,9 @@ class PlanList(BaseModel):
     data: list[PlanPublic]
 
 
+NULLABLE_PLAN_FIELDS = frozenset({"monthly_price_cents", "overage_cents_per_1000"})
+
+
 class PlanUpdate(InputModel):
     """Create or change a plan (founder). Omitted fields keep their value on an existing plan."""
 
@@ -51,6 +54,18 @@ class PlanUpdate(InputModel):
     hard_limit: bool | None = None
     overage_cents_per_1000: int | None = Field(default=None, ge=0, le=10_000_000)
     public: bool | None = None
+
+    @model_validator(mode="after")
+    def _null_only_where_allowed(self) -> PlanUpdate:
+        """`null` means "none" for the two prices; for anything else it is an error."""
+        nulls = {
+            name
+            for name in self.model_fields_set
+            if getattr(self, name) is None and name not in NULLABLE_PLAN_FIELDS
+        }
+        if nulls:
+            raise ValueError(f"{', '.join(sorted(nulls))} cannot be null")
+        return self
 
 
 class PeriodPublic(BaseModel):

@@ -58,6 +58,11 @@ class LastKey(Conflict):
     default_message = "This is the account's last live key; create another one before revoking it."
 
 
+class PlanConflict(Conflict):
+    code = "plan_conflict"
+    default_message = "Another request changed this plan at the same moment; retry."
+
+
 class PlanNotFound(NotFound):
     code = "plan_not_found"
     default_message = "No plan with this code."
@@ -173,23 +178,24 @@ async def list_plans(session: AsyncSession) -> Sequence[Plan]:
 async def upsert_plan(session: AsyncSession, gate: Gate, *, code: str, update: PlanUpdate) -> Plan:
     """Create or change a plan; every account on it sees the change on its next request."""
     changes = update.model_dump(exclude_unset=True)
-    plan = await repo.get_plan(session, code)
+    plan = await repo.get_plan(session, code, for_update=True)
     if plan is None:
         missing = {"name", "included_calls", "requests_per_minute"} - changes.keys()
         if missing:
             raise AppError(
                 f"A new plan needs {', '.join(sorted(missing))}.", missing=sorted(missing)
             )
-        plan = Plan(code=code, **{k: v for k, v in changes.items() if v is not None})
+        plan = Plan(code=code, **changes)
         plan.version = 1
     else:
         for field, value in changes.items():
-            if value is None and field not in {"monthly_price_cents", "overage_cents_per_1000"}:
-                continue
             setattr(plan, field, value)
         plan.version += 1
     plan.updated_at = utcnow()
-    await repo.add(session, plan)
+    try:
+        await repo.add(session, plan)
+    except IntegrityError as exc:  # another request created the same plan a moment ago
+        raise PlanConflict() from exc
     _publish_after_commit(session, gate, gate.keys.plan_version(code), plan.version)
     return plan
 

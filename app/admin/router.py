@@ -11,13 +11,16 @@ from app.accounts.schemas import AccountPlanUpdate, KeyPublic, PlanPublic, PlanU
 from app.catalog import service as catalog
 from app.catalog.schemas import UpsertRequest, UpsertResponse
 from app.core.deps import AdminDep, ServicesDep, SessionDep
+from app.core.errors import error_responses
 from app.core.schemas import ResourceId
 from app.models import utcnow
 from app.usage import repository as usage_repo
 from app.usage.period import month_bounds
 from app.usage.schemas import TopAccount, TopAccounts
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(
+    prefix="/v1/admin", tags=["admin"], responses=error_responses(400, 401, 403, 404, 409, 413, 422)
+)
 
 PlanCode = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 

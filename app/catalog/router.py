@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import StringConstraints
 
 from app.catalog import service
 from app.catalog.schemas import (
@@ -15,11 +16,18 @@ from app.catalog.schemas import (
     ProductPublic,
 )
 from app.core.deps import SessionDep
+from app.core.errors import error_responses
 from app.core.schemas import CleanStr
 from app.gate.deps import cost_per, gate
 from app.gate.service import GateDecision
 
-router = APIRouter(prefix="/v1/products", tags=["catalog"])
+SearchText = Annotated[CleanStr, StringConstraints(min_length=1, max_length=100)]
+
+router = APIRouter(
+    prefix="/v1/products",
+    tags=["catalog"],
+    responses=error_responses(400, 401, 402, 403, 404, 413, 422, 429, 503),
+)
 
 ReadGate = Annotated[GateDecision, Depends(gate("catalog.read", "products.list"))]
 GetGate = Annotated[GateDecision, Depends(gate("catalog.read", "products.get"))]
@@ -37,7 +45,7 @@ BulkGate = Annotated[GateDecision, Depends(gate("catalog.bulk", "products.bulk",
 async def list_products(
     session: SessionDep,
     _: ReadGate,
-    q: Annotated[CleanStr | None, Query(min_length=1, max_length=100)] = None,
+    q: Annotated[SearchText | None, Query()] = None,
     category: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(min_length=1, max_length=256)] = None,

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from app.core.schemas import InputModel
+from app.core.schemas import InputModel, check_json_value
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
@@ -19,6 +19,7 @@ MAX_BULK_SKUS = 100
 MAX_UPSERT_PRODUCTS = 1000
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTES_JSON = 4000
+MAX_ATTRIBUTE_DEPTH = 5
 
 
 class ProductIn(InputModel):
@@ -40,6 +41,7 @@ class ProductIn(InputModel):
     def _bounded_attributes(cls, value: dict[str, Any]) -> dict[str, Any]:
         if len(value) > MAX_ATTRIBUTES:
             raise ValueError(f"at most {MAX_ATTRIBUTES} attributes")
+        check_json_value(value, max_depth=MAX_ATTRIBUTE_DEPTH)
         try:
             encoded = json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:

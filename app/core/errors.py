@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("agentmall")
@@ -94,6 +95,34 @@ class ServiceUnavailable(AppError):
     default_message = "A dependency is unavailable; try again shortly."
 
 
+class ErrorBody(BaseModel):
+    """Every error: a snake_case code, one human sentence, and extra fields where useful."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    message: str
+
+
+_DESCRIPTIONS = {
+    400: "Bad request (unreadable body, invalid cursor)",
+    401: "Missing, unknown or revoked API key",
+    402: "Subscription payment overdue",
+    403: "Key suspended, feature not in plan, or admin only",
+    404: "Not found",
+    409: "Conflict",
+    413: "Body too large",
+    422: "Validation failed (the fields are named)",
+    429: "Per-minute window or monthly quota exhausted",
+    503: "Rate limiter unavailable (RATE_LIMIT_FAILURE_MODE=closed)",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the errors a router can return, all with the one error body."""
+    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
+
+
 def error_response(error: AppError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
 
@@ -110,10 +139,12 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    fields = []
+    fields: list[dict[str, str]] = []
     for err in exc.errors():
         loc = tuple(err.get("loc", ()))
-        fields.append({"field": _field_name(loc), "issue": str(err.get("msg", "invalid"))})
+        entry = {"field": _field_name(loc), "issue": str(err.get("msg", "invalid"))}
+        if entry not in fields:  # a body read by a dependency too is reported once
+            fields.append(entry)
     if any(err.get("type") == "json_invalid" for err in exc.errors()):
         invalid = {"error": "invalid_json", "message": "The request body is not valid JSON."}
         return JSONResponse(invalid, status_code=422)
@@ -127,6 +158,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 _HTTP_CODES = {
+    400: ("invalid_body", "The request body could not be read: send UTF-8 JSON, uncompressed."),
     404: ("not_found", "No route matches this path."),
     405: ("method_not_allowed", "This method is not allowed on this path."),
     413: ("payload_too_large", "The request body is too large."),

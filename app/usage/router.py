@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Header
 
 from app.accounts import repository as accounts_repo
 from app.core.deps import PrincipalDep, ServicesDep, SessionDep, SettingsDep
-from app.core.errors import NotFound, Unauthorized
+from app.core.errors import NotFound, Unauthorized, error_responses
 from app.usage import service
 from app.usage.schemas import RollupResult, UsagePublic
 
-router = APIRouter(prefix="/v1", tags=["usage"])
+router = APIRouter(prefix="/v1", tags=["usage"], responses=error_responses(401, 403))
 
 
 @router.get("/usage", response_model=UsagePublic)
