@@ -6,6 +6,7 @@ transaction has committed, publishes it to Redis (`Gate.publish_version`).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 
 from email_validator import EmailNotValidError, validate_email
@@ -74,8 +75,10 @@ class AccountNotFound(NotFound):
 
 
 def normalise_email(raw: str) -> str:
+    """One spelling per mailbox: NFKC and case-folded (so `ｆｏｏ@…` and `ß@…` can't duplicate)."""
     try:
-        return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
+        normalized = validate_email(raw.strip(), check_deliverability=False).normalized
+        return unicodedata.normalize("NFKC", normalized).casefold()
     except EmailNotValidError as exc:
         raise InvalidEmail(f"That is not a valid email address: {exc}") from exc
 

@@ -28,8 +28,9 @@ async def test_signup_returns_a_key_once_and_stores_only_its_hash(client: AsyncC
     account = (await client.get("/v1/account", headers=key_headers(key))).json()
     assert account["email"] == "ada@example.com" and account["plan"]["code"] == "free"
     assert account["current_period"]["start"] < account["current_period"]["end"]
-    again = await client.post("/v1/signup", json={"email": "ada@example.com"})
-    assert again.status_code == 409 and again.json()["error"] == "email_taken"
+    for spelling in ["ada@example.com", "ADA@EXAMPLE.COM", "ａｄａ@example.com"]:
+        again = await client.post("/v1/signup", json={"email": spelling})
+        assert again.status_code == 409 and again.json()["error"] == "email_taken", spelling
 
 
 @pytest.mark.parametrize(
