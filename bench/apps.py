@@ -32,6 +32,7 @@ from app.catalog.schemas import SKU_PATTERN, ProductPublic
 from app.core.config import Settings
 from app.core.db import Database
 from app.core.deps import ApiKeyHeader, SessionDep
+from tests.support.settings import local_settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -71,29 +72,17 @@ async def _admin_sql(sql: str) -> None:
 
 
 def make_settings(backend: str, prefix: str, bridge_url: str | None = None) -> Settings:
-    """Like tests/conftest.py `make_settings`, on the bench database.
-
-    KEY_CACHE_TTL_SECONDS is raised to its maximum so no TTL refresh falls inside the measured
-    window (the cold-key cost is measured separately, on each app's first gated request).
-    """
-    values: dict[str, Any] = {
-        "DATABASE_URL": database_url(),
-        "ADMIN_API_KEY": ADMIN_KEY,
-        "CRON_SECRET": CRON_SECRET,
-        "REDIS_KEY_PREFIX": prefix,
-        "LOAD_SAMPLE_CATALOG": False,
-        "PUBLIC_BASE_URL": "https://api.agentmall.test",
-        "KEY_CACHE_TTL_SECONDS": 3600,
-        "UPSTASH_REDIS_REST_URL": None,
-        "UPSTASH_REDIS_REST_TOKEN": None,
-        "REDIS_URL": None,
-    }
-    if backend == "redis":
-        values["REDIS_URL"] = REDIS_URL
-    elif backend == "upstash":
-        values["UPSTASH_REDIS_REST_URL"] = bridge_url
-        values["UPSTASH_REDIS_REST_TOKEN"] = UPSTASH_TOKEN
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return local_settings(
+        backend,
+        prefix=prefix,
+        database_url=database_url(),
+        redis_url=REDIS_URL,
+        admin_key=ADMIN_KEY,
+        cron_secret=CRON_SECRET,
+        bridge_url=bridge_url,
+        upstash_token=UPSTASH_TOKEN,
+        KEY_CACHE_TTL_SECONDS=3600,  # no TTL reload inside the measured run
+    )
 
 
 def identity(api_key: str) -> str:

@@ -25,6 +25,7 @@ from httpx import ASGITransport, AsyncClient
 
 from app.core.config import Settings
 from app.main import create_app
+from tests.support.settings import local_settings
 from tests.support.upstash_bridge import UpstashBridge
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -81,7 +82,7 @@ async def clean_database(migrated_database: list[dict[str, Any]]) -> AsyncIterat
 @pytest.fixture(scope="session")
 def bridge() -> Iterator[UpstashBridge]:
     """The Upstash REST protocol, served over real HTTP, in front of the real Redis."""
-    with UpstashBridge(REDIS_URL, token="upstash-test-token-0123456789") as b:
+    with UpstashBridge(REDIS_URL, token=UPSTASH_TOKEN) as b:
         yield b
 
 
@@ -105,27 +106,23 @@ async def raw_redis(redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
+UPSTASH_TOKEN = "upstash-test-token-0123456789"
+
+
 def make_settings(
     backend: str, prefix: str, bridge_url: str | None = None, **extra: Any
 ) -> Settings:
-    values: dict[str, Any] = {
-        "DATABASE_URL": database_url(),
-        "ADMIN_API_KEY": ADMIN_KEY,
-        "CRON_SECRET": CRON_SECRET,
-        "REDIS_KEY_PREFIX": prefix,
-        "LOAD_SAMPLE_CATALOG": False,
-        "PUBLIC_BASE_URL": "https://api.agentmall.test",
-        "UPSTASH_REDIS_REST_URL": None,
-        "UPSTASH_REDIS_REST_TOKEN": None,
-        "REDIS_URL": None,
-    }
-    if backend == "redis":
-        values["REDIS_URL"] = REDIS_URL
-    elif backend == "upstash":
-        values["UPSTASH_REDIS_REST_URL"] = bridge_url
-        values["UPSTASH_REDIS_REST_TOKEN"] = "upstash-test-token-0123456789"
-    values.update(extra)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return local_settings(
+        backend,
+        prefix=prefix,
+        database_url=database_url(),
+        redis_url=REDIS_URL,
+        admin_key=ADMIN_KEY,
+        cron_secret=CRON_SECRET,
+        bridge_url=bridge_url,
+        upstash_token=UPSTASH_TOKEN,
+        **extra,
+    )
 
 
 @pytest.fixture(params=["redis", "upstash"])

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
 from app.main import create_app
-from tests.conftest import database_url, make_settings
+from tests.conftest import UPSTASH_TOKEN, database_url, make_settings
 from tests.support.factories import key_headers, make_account, make_products
 from tests.support.upstash_bridge import UpstashBridge
 
@@ -54,7 +54,7 @@ async def test_closed_mode_refuses_with_503(
     client: AsyncClient, redis_prefix: str, silent_server: int, kind: str
 ) -> None:
     _, key = await make_account(client)
-    with UpstashBridge(token="upstash-test-token-0123456789", delay_seconds=5) as hung:
+    with UpstashBridge(token=UPSTASH_TOKEN, delay_seconds=5) as hung:
         app = _broken(kind, "closed", redis_prefix, silent_server, hung.url)
         status, headers, elapsed = await _call_with(app, key)
     assert status == 503
@@ -68,7 +68,7 @@ async def test_open_mode_serves_degraded_and_still_meters(
 ) -> None:
     (sku,) = await make_products(client, 1)
     account_id, key = await make_account(client)
-    with UpstashBridge(token="upstash-test-token-0123456789", delay_seconds=5) as hung:
+    with UpstashBridge(token=UPSTASH_TOKEN, delay_seconds=5) as hung:
         app = _broken(kind, "open", redis_prefix, silent_server, hung.url)
         status, headers, elapsed = await _call_with(app, key, f"/v1/products/{sku}")
     assert status == 200

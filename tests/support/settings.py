@@ -1,0 +1,40 @@
+"""Settings for an app on this machine's services (tests and benchmarks), never read from .env."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.core.config import Settings
+
+
+def local_settings(
+    backend: str,
+    *,
+    prefix: str,
+    database_url: str,
+    redis_url: str,
+    admin_key: str,
+    cron_secret: str,
+    bridge_url: str | None = None,
+    upstash_token: str | None = None,
+    **extra: Any,
+) -> Settings:
+    """`backend`: "redis" (REDIS_URL), "upstash" (the REST bridge) or "embedded"."""
+    values: dict[str, Any] = {
+        "DATABASE_URL": database_url,
+        "ADMIN_API_KEY": admin_key,
+        "CRON_SECRET": cron_secret,
+        "REDIS_KEY_PREFIX": prefix,
+        "LOAD_SAMPLE_CATALOG": False,
+        "PUBLIC_BASE_URL": "https://api.agentmall.test",
+        "UPSTASH_REDIS_REST_URL": None,
+        "UPSTASH_REDIS_REST_TOKEN": None,
+        "REDIS_URL": None,
+    }
+    if backend == "redis":
+        values["REDIS_URL"] = redis_url
+    elif backend == "upstash":
+        values["UPSTASH_REDIS_REST_URL"] = bridge_url
+        values["UPSTASH_REDIS_REST_TOKEN"] = upstash_token
+    values.update(extra)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
