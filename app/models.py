@@ -137,7 +137,3 @@ class UsageRollup(SQLModel, table=True):
     epoch: str = Field(max_length=32)  # "pg" = counted straight into Postgres (Redis was down)
     count: int = 0
     synced_at: int = Field(default=0, sa_type=sa.BigInteger)  # Redis snapshot time, epoch ms
-
-
-def today() -> date:
-    return utcnow().date()

@@ -43,11 +43,6 @@ class AppError(Exception):
         return {"error": self.code, "message": self.message, **self.extra}
 
 
-class BadRequest(AppError):
-    status_code = 400
-    code = "bad_request"
-
-
 class InvalidCursor(AppError):
     status_code = 400
     code = "invalid_cursor"
@@ -65,34 +60,10 @@ class Conflict(AppError):
     code = "conflict"
 
 
-class PayloadTooLarge(AppError):
-    status_code = 413
-    code = "payload_too_large"
-    default_message = "The request body is too large."
-
-
 class Unauthorized(AppError):
     status_code = 401
     code = "unauthorized"
     default_message = "Authentication is required."
-
-
-class Forbidden(AppError):
-    status_code = 403
-    code = "forbidden"
-    default_message = "You are not allowed to do this."
-
-
-class TooManyRequests(AppError):
-    status_code = 429
-    code = "rate_limit_exceeded"
-    default_message = "Too many requests; slow down."
-
-
-class ServiceUnavailable(AppError):
-    status_code = 503
-    code = "service_unavailable"
-    default_message = "A dependency is unavailable; try again shortly."
 
 
 class ErrorBody(BaseModel):

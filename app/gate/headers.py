@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from app.gate.scripts import QUOTA
+
 if TYPE_CHECKING:
     from app.gate.service import GateDecision
-
-_QUOTA_DENIED = 5
 
 
 def rate_limit_headers(decision: GateDecision, denied: int | None = None) -> dict[str, str]:
@@ -34,7 +34,7 @@ def rate_limit_headers(decision: GateDecision, denied: int | None = None) -> dic
     period_s = quota_reset - int(decision.period_start.timestamp())
 
     closest_is_quota = plan.hard_limit and (
-        denied == _QUOTA_DENIED or (denied is None and quota_remaining < minute_remaining)
+        denied == QUOTA or (denied is None and quota_remaining < minute_remaining)
     )
     if closest_is_quota:
         limit, remaining, reset, reset_ms = quota, quota_remaining, quota_reset, quota_reset * 1000

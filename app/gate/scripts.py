@@ -6,6 +6,9 @@ from pathlib import Path
 
 from app.redis.port import Script
 
+# What the gate script answers first (the same numbers are named at the top of gate.lua).
+ADMIT, STALE, SUSPENDED, FEATURE, PAYMENT, QUOTA, RATE = range(7)
+
 # The gate: freshness + verdict + quota + minute window + usage counters, atomically.
 GATE = Script((Path(__file__).with_name("gate.lua")).read_text())
 

@@ -23,7 +23,18 @@ from app.core.config import Settings
 from app.gate import errors
 from app.gate.context import MISSING, KeyCache, KeyContext
 from app.gate.headers import rate_limit_headers
-from app.gate.scripts import GATE, REFUND, SET_VERSION
+from app.gate.scripts import (
+    ADMIT,
+    FEATURE,
+    GATE,
+    PAYMENT,
+    QUOTA,
+    RATE,
+    REFUND,
+    SET_VERSION,
+    STALE,
+    SUSPENDED,
+)
 from app.models import utcnow
 from app.redis.port import RedisPort, RedisUnavailable
 from app.usage.period import current_period
@@ -31,7 +42,6 @@ from app.usage.period import current_period
 logger = logging.getLogger("agentmall.gate")
 
 WINDOW_MS = 60_000
-ADMIT, STALE, SUSPENDED, FEATURE, PAYMENT, QUOTA, RATE = range(7)
 PAST_DUE_STATUSES = frozenset({"past_due", "unpaid"})
 USAGE_RETENTION_S = 40 * 86_400  # usage hashes outlive their period so the roll-up can catch up
 

@@ -7,7 +7,7 @@ import pytest
 from httpx import AsyncClient
 
 from app.accounts.keys import KEY_PREFIX, hash_key
-from tests.conftest import database_url
+from tests.conftest import CRON_SECRET, database_url
 from tests.support.factories import ADMIN, key_headers, make_account
 
 
@@ -136,5 +136,16 @@ async def test_plans_are_public_and_editable_by_the_founder(client: AsyncClient)
 async def test_admin_top_usage(client: AsyncClient) -> None:
     response = await client.get("/v1/admin/usage/top", headers=ADMIN)
     assert response.status_code == 200 and response.json()["data"] == []
+    light_id, light = await make_account(client)
+    heavy_id, heavy = await make_account(client)
+    for key, calls in ((light, 1), (heavy, 3)):
+        for _ in range(calls):
+            assert (await client.get("/v1/products", headers=key_headers(key))).status_code == 200
+    cron = {"Authorization": f"Bearer {CRON_SECRET}"}
+    assert (await client.get("/v1/internal/cron/rollup-usage", headers=cron)).status_code == 200
+    top = (await client.get("/v1/admin/usage/top", headers=ADMIN)).json()["data"]
+    assert [(row["account_id"], row["used"]) for row in top] == [(heavy_id, 3), (light_id, 1)]
     response = await client.get("/v1/admin/usage/top", headers={"X-API-Key": "wrong"})
     assert response.status_code == 401
+    response = await client.get("/v1/admin/usage/top", headers=key_headers(heavy))
+    assert response.status_code == 403

@@ -266,3 +266,19 @@ async def test_a_crashing_handler_is_not_counted(
     monkeypatch.undo()
     usage = (await client.get("/v1/usage", headers=key_headers(key))).json()
     assert usage["used"] == 0
+
+
+async def test_concurrent_cold_requests_load_the_key_once(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    (sku,) = await make_products(client, 1)
+    _, key = await make_account(client, plan="pro")
+    services = app.state.services
+    services.gate.cache.clear()  # a cold instance
+    before = services.db.queries.count
+    responses = await asyncio.gather(
+        *(client.get(f"/v1/products/{sku}", headers=key_headers(key)) for _ in range(20))
+    )
+    assert {r.status_code for r in responses} == {200}
+    # 20 product lookups, plus one key load (key+account+plan, rolled-up usage) shared by all
+    assert services.db.queries.count - before == 20 + 2
