@@ -15,9 +15,9 @@ from app.catalog.router import router as catalog_router
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
-from app.core.services import Services
-from app.gate.deps import MeteringMiddleware
+from app.gate.middleware import MeteringMiddleware
 from app.health.router import router as health_router
+from app.services import Services
 from app.usage.router import cron as cron_router
 from app.usage.router import router as usage_router
 
@@ -31,6 +31,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.is_sqlite:  # the embedded default migrates itself; PostgreSQL never does
+            from app.core.embedded import migrate_embedded_database
+
+            await migrate_embedded_database(settings)
         if settings.is_sqlite and settings.LOAD_SAMPLE_CATALOG:
             from app.catalog.importer import load_sample_if_empty
 

@@ -31,7 +31,7 @@ from app.catalog import service as catalog
 from app.catalog.schemas import SKU_PATTERN, ProductPublic
 from app.core.config import Settings
 from app.core.db import Database
-from app.core.deps import ApiKeyHeader, SessionDep
+from app.deps import ApiKeyHeader, SessionDep
 from tests.support.settings import local_settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -9,9 +9,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from app.gate.context import KeyContext, PlanPolicy
-from app.models import Account, ApiKey, Plan, UsageRollup, utcnow
+from app.accounts.context import KeyContext, PlanPolicy
+from app.models import Account, ApiKey, Plan, utcnow
 from app.usage.period import current_period
+from app.usage.repository import rolled_up_total
 
 
 def plan_policy(plan: Plan) -> PlanPolicy:
@@ -58,14 +59,19 @@ async def load_key_context(
     )
 
 
-async def rolled_up_total(session: AsyncSession, *, account_id: str, period_start: datetime) -> int:
-    total = await session.scalar(
-        select(sa.func.coalesce(sa.func.sum(UsageRollup.count), 0)).where(
-            col(UsageRollup.account_id) == account_id,
-            col(UsageRollup.period_start) == period_start,
+async def load_principal(
+    session: AsyncSession, key_hash: str
+) -> tuple[ApiKey, Account, Plan] | None:
+    """A key with its account and plan, in one query (the control plane reads them fresh)."""
+    row = (
+        await session.execute(
+            select(ApiKey, Account, Plan)
+            .join(Account, col(Account.id) == col(ApiKey.account_id))
+            .join(Plan, col(Plan.code) == col(Account.plan_code))
+            .where(col(ApiKey.key_hash) == key_hash)
         )
-    )
-    return int(total or 0)
+    ).first()
+    return (row[0], row[1], row[2]) if row else None
 
 
 async def get_account(session: AsyncSession, account_id: str) -> Account | None:

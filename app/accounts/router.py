@@ -15,9 +15,9 @@ from app.accounts.schemas import (
     SignupRequest,
     SignupResponse,
 )
-from app.core.deps import PrincipalDep, ServicesDep, SessionDep
 from app.core.errors import error_responses
 from app.core.schemas import ResourceId
+from app.deps import PrincipalDep, ServicesDep, SessionDep
 
 public = APIRouter(
     prefix="/v1", tags=["public"], responses=error_responses(409, 413, 422, 429, 503)
@@ -73,7 +73,7 @@ async def revoke_key(
     """Revoke one of your keys: it stops working on the next request, on every instance."""
     key = await service.set_key_status(
         session,
-        services.gate,
+        services.versions,
         key_id=key_id,
         status="revoked",
         account_id=principal.account.id,

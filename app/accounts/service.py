@@ -1,7 +1,7 @@
 """Accounts, keys and plans: sign-up, key lifecycle, the founder's plan controls.
 
 Any change a warm key cache must notice bumps a policy version in Postgres and, once the request's
-transaction has committed, publishes it to Redis (`Gate.publish_version`).
+transaction has committed, publishes it to Redis (`PolicyVersions`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import repository as repo
-from app.accounts.keys import display_prefix, generate_key, hash_key
 from app.accounts.schemas import (
     AccountPublic,
     KeyCreated,
@@ -23,9 +22,9 @@ from app.accounts.schemas import (
     PlanPublic,
     PlanUpdate,
 )
-from app.core.db import after_commit
+from app.accounts.versions import PolicyVersions
+from app.core.apikeys import display_prefix, generate_key, hash_key
 from app.core.errors import AppError, Conflict, NotFound
-from app.gate.service import Gate
 from app.models import Account, ApiKey, Plan, new_id, utcnow
 from app.usage.period import current_period
 
@@ -148,7 +147,12 @@ async def create_key(session: AsyncSession, account: Account, *, name: str | Non
 
 
 async def set_key_status(
-    session: AsyncSession, gate: Gate, *, key_id: str, status: str, account_id: str | None = None
+    session: AsyncSession,
+    versions: PolicyVersions,
+    *,
+    key_id: str,
+    status: str,
+    account_id: str | None = None,
 ) -> ApiKey:
     """Revoke, suspend or unsuspend a key; effective on the next request on every instance."""
     key = await repo.get_key(session, key_id)
@@ -158,27 +162,22 @@ async def set_key_status(
         raise LastKey()  # a developer must never lock themselves out of their own account
     if key.status != status:
         await repo.set_key_status(session, key, status)
-        await _bump_account(session, gate, key.account_id)
+        await _bump_account(session, versions, key.account_id)
     return key
 
 
-async def _bump_account(session: AsyncSession, gate: Gate, account_id: str) -> None:
+async def _bump_account(session: AsyncSession, versions: PolicyVersions, account_id: str) -> None:
     version = await repo.bump_account_version(session, account_id)
-    _publish_after_commit(session, gate, gate.keys.account_version(account_id), version)
-
-
-def _publish_after_commit(session: AsyncSession, gate: Gate, redis_key: str, version: int) -> None:
-    async def publish() -> None:
-        await gate.publish_version(redis_key, version)
-
-    after_commit(session, publish)
+    versions.account_after_commit(session, account_id, version)
 
 
 async def list_plans(session: AsyncSession) -> Sequence[Plan]:
     return await repo.list_plans(session, public_only=True)
 
 
-async def upsert_plan(session: AsyncSession, gate: Gate, *, code: str, update: PlanUpdate) -> Plan:
+async def upsert_plan(
+    session: AsyncSession, versions: PolicyVersions, *, code: str, update: PlanUpdate
+) -> Plan:
     """Create or change a plan; every account on it sees the change on its next request."""
     changes = update.model_dump(exclude_unset=True)
     plan = await repo.get_plan(session, code, for_update=True)
@@ -199,12 +198,12 @@ async def upsert_plan(session: AsyncSession, gate: Gate, *, code: str, update: P
         await repo.add(session, plan)
     except IntegrityError as exc:  # another request created the same plan a moment ago
         raise PlanConflict() from exc
-    _publish_after_commit(session, gate, gate.keys.plan_version(code), plan.version)
+    versions.plan_after_commit(session, code, plan.version)
     return plan
 
 
 async def set_account_plan(
-    session: AsyncSession, gate: Gate, *, account_id: str, plan_code: str
+    session: AsyncSession, versions: PolicyVersions, *, account_id: str, plan_code: str
 ) -> Account:
     """Put an account on a plan (custom contracts); effective on its next request."""
     account = await repo.get_account(session, account_id)
@@ -214,13 +213,13 @@ async def set_account_plan(
         raise PlanNotFound()
     account.plan_code = plan_code
     await repo.add(session, account)
-    await _bump_account(session, gate, account_id)
+    await _bump_account(session, versions, account_id)
     await session.refresh(account)
     return account
 
 
 async def set_subscription_status(
-    session: AsyncSession, gate: Gate, *, account_id: str, status: str
+    session: AsyncSession, versions: PolicyVersions, *, account_id: str, status: str
 ) -> Account:
     """Record the subscription's status (Stripe webhooks); `past_due`/`unpaid` answer 402."""
     account = await repo.get_account(session, account_id)
@@ -228,5 +227,5 @@ async def set_subscription_status(
         raise AccountNotFound()
     account.subscription_status = status
     await repo.add(session, account)
-    await _bump_account(session, gate, account_id)
+    await _bump_account(session, versions, account_id)
     return account

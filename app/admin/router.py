@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from fastapi.exceptions import RequestValidationError
 
 from app.accounts import service as accounts
 from app.accounts.schemas import AccountPlanUpdate, KeyPublic, PlanPublic, PlanUpdate
 from app.catalog import service as catalog
 from app.catalog.schemas import UpsertRequest, UpsertResponse
-from app.core.deps import AdminDep, ServicesDep, SessionDep
 from app.core.errors import error_responses
 from app.core.schemas import ResourceId
+from app.deps import AdminDep, ServicesDep, SessionDep
 from app.models import utcnow
 from app.usage import repository as usage_repo
 from app.usage.period import month_bounds
@@ -36,7 +37,9 @@ async def suspend_key(
     key_id: ResourceId, _: AdminDep, session: SessionDep, services: ServicesDep
 ) -> KeyPublic:
     """Suspend a key: 403 `key_suspended` from its next request, on every instance."""
-    key = await accounts.set_key_status(session, services.gate, key_id=key_id, status="suspended")
+    key = await accounts.set_key_status(
+        session, services.versions, key_id=key_id, status="suspended"
+    )
     return accounts.key_public(key)
 
 
@@ -45,8 +48,15 @@ async def unsuspend_key(
     key_id: ResourceId, _: AdminDep, session: SessionDep, services: ServicesDep
 ) -> KeyPublic:
     """Lift a suspension, effective on the key's next request."""
-    key = await accounts.set_key_status(session, services.gate, key_id=key_id, status="active")
+    key = await accounts.set_key_status(session, services.versions, key_id=key_id, status="active")
     return accounts.key_public(key)
+
+
+def _same_code(code: str, body: PlanUpdate) -> None:
+    """A `code` in the body (the `PlanPublic` shape) must name the plan in the path: else 422."""
+    if body.code is not None and body.code != code:
+        msg = f"must equal the plan code in the path ({code!r})"
+        raise RequestValidationError([{"loc": ("body", "code"), "msg": msg, "type": "value_error"}])
 
 
 @router.put("/plans/{code}", response_model=PlanPublic)
@@ -54,7 +64,8 @@ async def put_plan(
     code: PlanCode, body: PlanUpdate, _: AdminDep, session: SessionDep, services: ServicesDep
 ) -> PlanPublic:
     """Create or change a plan; every account on it sees the change on its next request."""
-    plan = await accounts.upsert_plan(session, services.gate, code=code, update=body)
+    _same_code(code, body)
+    plan = await accounts.upsert_plan(session, services.versions, code=code, update=body)
     return accounts.plan_public(plan)
 
 
@@ -68,7 +79,7 @@ async def put_account_plan(
 ) -> dict[str, str]:
     """Put an account on a plan (custom contracts), effective on its next request."""
     account = await accounts.set_account_plan(
-        session, services.gate, account_id=account_id, plan_code=body.plan
+        session, services.versions, account_id=account_id, plan_code=body.plan
     )
     return {"account_id": account.id, "plan": account.plan_code}
 

@@ -6,11 +6,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.catalog.schemas import ProductIn
+from app.core.db import upsert_insert
 from app.models import Inventory, Product, utcnow
 
 ProductRow = tuple[Product, int]  # a product and its stock
@@ -68,11 +68,6 @@ async def count(session: AsyncSession) -> int:
     return int(await session.scalar(select(sa.func.count()).select_from(Product)) or 0)
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "postgresql"
-    return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
-
-
 async def upsert(session: AsyncSession, items: Iterable[ProductIn]) -> tuple[int, int]:
     """Insert or update products by SKU (idempotent); returns (created, updated)."""
     by_sku = {item.sku: item for item in items}  # last one wins within a batch
@@ -98,7 +93,7 @@ async def upsert(session: AsyncSession, items: Iterable[ProductIn]) -> tuple[int
         }
         for item in by_sku.values()
     ]
-    stmt = _insert(session, PRODUCTS)
+    stmt = upsert_insert(session, PRODUCTS)
     changed = {k: stmt.excluded[k] for k in rows[0] if k not in {"sku", "created_at"}}
     await session.execute(stmt.on_conflict_do_update(index_elements=["sku"], set_=changed), rows)
     stock = [
@@ -107,7 +102,7 @@ async def upsert(session: AsyncSession, items: Iterable[ProductIn]) -> tuple[int
         if item.stock is not None
     ]
     if stock:
-        stmt = _insert(session, INVENTORY)
+        stmt = upsert_insert(session, INVENTORY)
         await session.execute(
             stmt.on_conflict_do_update(
                 index_elements=["sku"],

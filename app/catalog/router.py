@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import StringConstraints
 
 from app.catalog import service
+from app.catalog.cursor import MAX_CURSOR_LENGTH, CursorCodec
 from app.catalog.schemas import (
     SKU_PATTERN,
     BulkRequest,
@@ -15,11 +16,10 @@ from app.catalog.schemas import (
     ProductPage,
     ProductPublic,
 )
-from app.core.deps import SessionDep
 from app.core.errors import error_responses
 from app.core.schemas import CleanStr
-from app.gate.deps import cost_per, gate
-from app.gate.service import GateDecision
+from app.deps import SessionDep, SettingsDep, cost_per, gate
+from app.gate.decision import GateDecision
 
 SearchText = Annotated[CleanStr, StringConstraints(min_length=1, max_length=100)]
 
@@ -41,17 +41,29 @@ def bulk_cost(body: BulkRequest) -> int:
 BulkGate = Annotated[GateDecision, Depends(gate("catalog.bulk", "products.bulk", bulk_cost))]
 
 
+CursorParam = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        description=f"`next_cursor` of the previous page (at most {MAX_CURSOR_LENGTH} characters;"
+        " any other value is a 400 `invalid_cursor`).",
+    ),
+]
+
+
 @router.get("", response_model=ProductPage)
 async def list_products(
     session: SessionDep,
+    settings: SettingsDep,
     _: ReadGate,
     q: Annotated[SearchText | None, Query()] = None,
     category: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    cursor: CursorParam = None,
 ) -> ProductPage:
     """Search the catalog (`q` in name, description or SKU), newest page first by SKU."""
-    return await service.search(session, q=q, category=category, limit=limit, after=cursor)
+    cursors = CursorCodec(settings.cursor_key)
+    return await service.search(session, cursors, q=q, category=category, limit=limit, after=cursor)
 
 
 @router.post("/bulk", response_model=BulkResponse)

@@ -12,7 +12,9 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -29,6 +31,12 @@ AFTER_COMMIT = "after_commit"
 def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
     """Run `callback` once the request's unit of work has committed (e.g. publish to Redis)."""
     session.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
+def upsert_insert(session: AsyncSession, table: sa.Table) -> Any:
+    """An INSERT with `on_conflict_do_*` for the session's dialect (PostgreSQL or SQLite)."""
+    dialect = session.bind.dialect.name if session.bind else "postgresql"
+    return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
 
 
 class QueryCounter:
@@ -50,8 +58,12 @@ class Database:
             connect_args["timeout"] = 15
         else:
             connect_args.update(statement_cache_size=0, prepared_statement_cache_size=0)
+        # hide_parameters: bound values (emails, key hashes) never reach exception text or logs.
         self.engine: AsyncEngine = create_async_engine(
-            settings.DATABASE_URL, poolclass=NullPool, connect_args=connect_args
+            settings.DATABASE_URL,
+            poolclass=NullPool,
+            connect_args=connect_args,
+            hide_parameters=True,
         )
         if settings.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

@@ -8,12 +8,9 @@ monthly quota on hard-gated plans); `X-Quota-*` always describe the month; the I
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
+from app.gate.decision import GateDecision
 from app.gate.scripts import QUOTA
-
-if TYPE_CHECKING:
-    from app.gate.service import GateDecision
 
 
 def rate_limit_headers(decision: GateDecision, denied: int | None = None) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The Lua scripts the gate and the usage roll-up run, each called by SHA with a source fallback."""
+"""The Lua scripts the gate runs, each called by SHA with a source fallback."""
 
 from __future__ import annotations
 
@@ -23,42 +23,3 @@ redis.call('ZADD', KEYS[2], tonumber(ARGV[4]), KEYS[1])
 return 1
 """
 )
-
-# Publish a policy version (account or plan) written to Postgres; never move it backwards.
-SET_VERSION = Script(
-    """
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]) end
-return 1
-"""
-)
-
-# Snapshot up to ARGV[1] dirty usage hashes: {member, score, {field, value, ...}} each.
-ROLLUP_SNAPSHOT = Script(
-    """
-local out = {}
-local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
-for i = 1, #members, 2 do
-  out[#out + 1] = {members[i], members[i + 1], redis.call('HGETALL', members[i])}
-end
-return out
-"""
-)
-
-# After the snapshot is durable in Postgres: clear each dirty mark unless it was touched since.
-ROLLUP_ACK = Script(
-    """
-local cleared = 0
-for i = 1, #ARGV, 2 do
-  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if score and tonumber(score) <= tonumber(ARGV[i + 1]) then
-    redis.call('ZREM', KEYS[1], ARGV[i])
-    cleared = cleared + 1
-  end
-end
-return cleared
-"""
-)
-
-# A hash as a flat [field, value, ...] array, the same shape on every adapter and protocol.
-HGETALL = Script("return redis.call('HGETALL', KEYS[1])")

@@ -11,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import repository as accounts_repo
-from app.accounts.keys import hash_key, looks_like_key
+from app.accounts.context import KeyContext
+from app.core.apikeys import hash_key, looks_like_key
 from app.core.config import Settings
 from app.gate import errors
-from app.gate.context import MISSING, KeyCache, KeyContext
+from app.gate.cache import MISSING, KeyCache
+from app.gate.decision import GateDecision
 from app.gate.headers import rate_limit_headers
 from app.gate.scripts import (
     ADMIT,
@@ -31,11 +31,11 @@ from app.gate.scripts import (
     QUOTA,
     RATE,
     REFUND,
-    SET_VERSION,
     STALE,
     SUSPENDED,
 )
 from app.models import utcnow
+from app.redis.keys import RedisKeys
 from app.redis.port import RedisPort, RedisUnavailable
 from app.usage.period import current_period
 
@@ -44,50 +44,6 @@ logger = logging.getLogger("agentmall.gate")
 WINDOW_MS = 60_000
 PAST_DUE_STATUSES = frozenset({"past_due", "unpaid"})
 USAGE_RETENTION_S = 40 * 86_400  # usage hashes outlive their period so the roll-up can catch up
-
-
-@dataclass(slots=True)
-class GateDecision:
-    """An admitted request: what it cost and what the headers report."""
-
-    context: KeyContext
-    endpoint: str
-    cost: int
-    period_start: datetime
-    period_end: datetime
-    now_ms: int
-    used: int  # quota units used this period, this request included
-    window_count: int = 0
-    window_reset_ms: int = 0
-    epoch: str = ""
-    usage_key: str = ""
-    usage_field: str = ""
-    degraded: bool = False  # Redis unreachable and RATE_LIMIT_FAILURE_MODE=open
-
-
-class RedisKeys:
-    """Every Redis key the gate touches, under one prefix."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.dirty = f"{prefix}dirty"
-
-    def account_version(self, account_id: str) -> str:
-        return f"{self.prefix}v:a:{account_id}"
-
-    def plan_version(self, plan_code: str) -> str:
-        return f"{self.prefix}v:p:{plan_code}"
-
-    def window(self, account_id: str) -> str:
-        return f"{self.prefix}rl:{account_id}"
-
-    def usage(self, account_id: str, period_start: datetime) -> str:
-        return f"{self.prefix}u:{account_id}:{int(period_start.timestamp())}"
-
-    def parse_usage(self, key: str) -> tuple[str, int]:
-        """(account id, period start epoch seconds) from a usage hash key."""
-        account_id, period = key[len(self.prefix) + 2 :].rsplit(":", 1)
-        return account_id, int(period)
 
 
 def plan_verdict(context: KeyContext, feature: str) -> int:
@@ -102,11 +58,13 @@ def plan_verdict(context: KeyContext, feature: str) -> int:
 
 
 class Gate:
-    def __init__(self, settings: Settings, redis: RedisPort, cache: KeyCache) -> None:
+    def __init__(
+        self, settings: Settings, redis: RedisPort, keys: RedisKeys, cache: KeyCache
+    ) -> None:
         self.settings = settings
         self.redis = redis
+        self.keys = keys
         self.cache = cache
-        self.keys = RedisKeys(settings.REDIS_KEY_PREFIX)
         self._loading: dict[str, asyncio.Future[KeyContext | None]] = {}
 
     async def resolve(self, session: AsyncSession, raw_key: str | None) -> tuple[str, KeyContext]:
@@ -262,10 +220,3 @@ class Gate:
             )
         except RedisUnavailable:
             logger.warning("refund of %s unit(s) failed: Redis unavailable", decision.cost)
-
-    async def publish_version(self, key: str, version: int) -> None:
-        """Tell every instance's cache that a policy changed (after the change is committed)."""
-        try:
-            await self.redis.run_script(SET_VERSION, [key], [version])
-        except RedisUnavailable:
-            logger.warning("could not publish policy version; caches refresh within their TTL")

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.core.deps import ServicesDep
+from app.deps import ServicesDep
 from app.redis.port import RedisUnavailable
 
 router = APIRouter(prefix="/v1/health", tags=["public"])

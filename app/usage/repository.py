@@ -7,19 +7,14 @@ from datetime import date, datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from app.core.db import upsert_insert
 from app.models import Account, UsageRollup
 
 DEGRADED_EPOCH = "pg"
 ROLLUPS: sa.Table = cast(Any, UsageRollup).__table__
-
-
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "postgresql"
-    return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(ROLLUPS)
 
 
 _CONFLICT = ["account_id", "period_start", "day", "endpoint", "epoch"]
@@ -29,7 +24,7 @@ async def write_snapshot(session: AsyncSession, rows: Sequence[dict[str, Any]]) 
     """Store absolute counts read from Redis; an older snapshot never overwrites a newer one."""
     if not rows:
         return
-    stmt = _insert(session)
+    stmt = upsert_insert(session, ROLLUPS)
     table = ROLLUPS
     await session.execute(
         stmt.on_conflict_do_update(
@@ -51,7 +46,7 @@ async def add_count(
     units: int,
 ) -> None:
     """Count units straight into Postgres (requests served while Redis was unreachable)."""
-    stmt = _insert(session)
+    stmt = upsert_insert(session, ROLLUPS)
     table = ROLLUPS
     await session.execute(
         stmt.values(
@@ -66,6 +61,16 @@ async def add_count(
             index_elements=_CONFLICT, set_={"count": table.c["count"] + stmt.excluded["count"]}
         )
     )
+
+
+async def rolled_up_total(session: AsyncSession, *, account_id: str, period_start: datetime) -> int:
+    total = await session.scalar(
+        select(sa.func.coalesce(sa.func.sum(UsageRollup.count), 0)).where(
+            col(UsageRollup.account_id) == account_id,
+            col(UsageRollup.period_start) == period_start,
+        )
+    )
+    return int(total or 0)
 
 
 async def period_rows(

@@ -7,9 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header
 
-from app.accounts import repository as accounts_repo
-from app.core.deps import PrincipalDep, ServicesDep, SessionDep, SettingsDep
 from app.core.errors import NotFound, Unauthorized, error_responses
+from app.deps import PrincipalDep, ServicesDep, SessionDep, SettingsDep
 from app.usage import service
 from app.usage.schemas import RollupResult, UsagePublic
 
@@ -19,10 +18,8 @@ router = APIRouter(prefix="/v1", tags=["usage"], responses=error_responses(401, 
 @router.get("/usage", response_model=UsagePublic)
 async def usage(principal: PrincipalDep, session: SessionDep, services: ServicesDep) -> UsagePublic:
     """This period's usage: used, quota, remaining, per endpoint and per day."""
-    plan = await accounts_repo.get_plan(session, principal.account.plan_code)
-    assert plan is not None
     return await service.usage_view(
-        session, services.redis, services.gate.keys, account=principal.account, plan=plan
+        session, services.redis, services.keys, account=principal.account, plan=principal.plan
     )
 
 
@@ -58,5 +55,5 @@ cron = APIRouter(
 async def run_job(job: str, services: ServicesDep) -> RollupResult:
     """Run one scheduled job (Vercel Cron)."""
     if job == "rollup-usage":
-        return await service.rollup(services)
+        return await service.rollup(services.db, services.redis, services.keys)
     raise JobNotFound()

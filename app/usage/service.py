@@ -12,20 +12,18 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.gate.scripts import HGETALL, ROLLUP_ACK, ROLLUP_SNAPSHOT
-from app.gate.service import GateDecision, RedisKeys
+from app.core.db import Database
 from app.models import Account, Plan, utcnow
+from app.redis.keys import RedisKeys
 from app.redis.port import RedisPort, RedisUnavailable
 from app.usage import repository as repo
 from app.usage.period import current_period
 from app.usage.schemas import DayUsage, RollupResult, UsagePublic
-
-if TYPE_CHECKING:
-    from app.core.services import Services
+from app.usage.scripts import HGETALL, ROLLUP_ACK, ROLLUP_SNAPSHOT
 
 logger = logging.getLogger("agentmall.usage")
 
@@ -48,19 +46,21 @@ def _counters(fields: dict[str, str]) -> dict[tuple[date, str], int]:
     return out
 
 
-async def record_degraded(services: Services, decision: GateDecision) -> None:
+async def record_degraded(
+    db: Database, *, account_id: str, period_start: datetime, usage_field: str, units: int
+) -> None:
     """A request served while Redis was away is counted straight into Postgres."""
-    day, endpoint = decision.usage_field.split("|", 1)
+    day, endpoint = usage_field.split("|", 1)
     try:
         # Straight from the session factory: the request may still hold a connection permit.
-        async with services.db.sessionmaker.begin() as session:
+        async with db.sessionmaker.begin() as session:
             await repo.add_count(
                 session,
-                account_id=decision.context.account_id,
-                period_start=decision.period_start,
+                account_id=account_id,
+                period_start=period_start,
                 day=date.fromisoformat(day),
                 endpoint=endpoint,
-                units=decision.cost,
+                units=units,
             )
     except Exception:  # the response is already decided; never fail it over bookkeeping
         logger.exception("could not record a degraded-mode request")
@@ -109,12 +109,11 @@ async def usage_view(
     )
 
 
-async def rollup(services: Services) -> RollupResult:
+async def rollup(db: Database, redis: RedisPort, keys: RedisKeys) -> RollupResult:
     """Copy every dirty usage hash from Redis into Postgres, then clear the dirty marks."""
-    keys = services.gate.keys
     hashes = rows_written = cleared = 0
     for _ in range(ROLLUP_MAX_BATCHES):
-        snapshot = await services.redis.run_script(ROLLUP_SNAPSHOT, [keys.dirty], [ROLLUP_BATCH])
+        snapshot = await redis.run_script(ROLLUP_SNAPSHOT, [keys.dirty], [ROLLUP_BATCH])
         if not snapshot:
             break
         synced_at = int(utcnow().timestamp() * 1000)
@@ -139,9 +138,9 @@ async def rollup(services: Services) -> RollupResult:
                         "synced_at": synced_at,
                     }
                 )
-        async for session in services.db.session():
+        async for session in db.session():
             await repo.write_snapshot(session, rows)
-        cleared += int(await services.redis.run_script(ROLLUP_ACK, [keys.dirty], acks))
+        cleared += int(await redis.run_script(ROLLUP_ACK, [keys.dirty], acks))
         hashes += len(snapshot)
         rows_written += len(rows)
         if len(snapshot) < ROLLUP_BATCH:

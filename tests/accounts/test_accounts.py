@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 from httpx import AsyncClient
 
-from app.accounts.keys import KEY_PREFIX, hash_key
+from app.core.apikeys import KEY_PREFIX, hash_key
 from tests.conftest import CRON_SECRET, database_url
 from tests.support.factories import ADMIN, key_headers, make_account
 

@@ -177,7 +177,7 @@ async def test_past_due_gets_402(app: FastAPI, client: AsyncClient) -> None:
     services = app.state.services
     async for session in services.db.session():
         await accounts.set_subscription_status(
-            session, services.gate, account_id=account_id, status="past_due"
+            session, services.versions, account_id=account_id, status="past_due"
         )
     response = await client.get("/v1/products", headers=key_headers(key))
     assert response.status_code == 402

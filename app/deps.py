@@ -1,21 +1,24 @@
-"""`Annotated` dependency aliases, defined once and reused by every router."""
+"""Wiring for routers: `Annotated` dependency aliases and the gate dependency, defined once."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the gate dependency below builds its signature from
+# closure variables, which FastAPI can only see in evaluated annotations.
 
 import hmac
-from collections.abc import AsyncIterator
+import math
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import repository as accounts_repo
-from app.accounts.keys import hash_key, looks_like_key
+from app.core.apikeys import hash_key, looks_like_key
 from app.core.config import Settings
-from app.core.services import Services
 from app.gate import errors
-from app.models import Account, ApiKey
+from app.gate.decision import GateDecision
+from app.models import Account, ApiKey, Plan
+from app.services import Services
 
 
 def get_services(request: Request) -> Services:
@@ -53,6 +56,7 @@ class Principal:
 
     key: ApiKey
     account: Account
+    plan: Plan
 
 
 async def get_principal(session: SessionDep, x_api_key: ApiKeyHeader = None) -> Principal:
@@ -60,15 +64,13 @@ async def get_principal(session: SessionDep, x_api_key: ApiKeyHeader = None) -> 
         raise errors.MissingApiKey()
     if not looks_like_key(x_api_key):
         raise errors.InvalidApiKey()
-    key = await accounts_repo.get_key_by_hash(session, hash_key(x_api_key))
-    if key is None or key.status == "revoked":
+    row = await accounts_repo.load_principal(session, hash_key(x_api_key))
+    if row is None or row[0].status == "revoked":
         raise errors.InvalidApiKey()
+    key, account, plan = row
     if key.status == "suspended":
         raise errors.KeySuspended()
-    account = await accounts_repo.get_account(session, key.account_id)
-    if account is None:
-        raise errors.InvalidApiKey()
-    return Principal(key=key, account=account)
+    return Principal(key=key, account=account, plan=plan)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -90,3 +92,38 @@ async def require_admin(
 
 
 AdminDep = Annotated[str, Depends(require_admin)]
+
+
+GateDep = Callable[..., Coroutine[Any, Any, GateDecision]]
+
+
+def gate(feature: str, endpoint: str, cost: Callable[..., int] | None = None) -> GateDep:
+    """A dependency that admits a request to `endpoint` (needs `feature`) or raises the gate error.
+
+    `cost`, when given, is itself a dependency (e.g. one that reads the validated body), so a body
+    that fails validation is answered 422 before anything is counted.
+    """
+
+    async def check(
+        request: Request,
+        services: ServicesDep,
+        session: SessionDep,
+        units: Annotated[int, Depends(cost or _one)],
+        x_api_key: ApiKeyHeader = None,
+    ) -> GateDecision:
+        decision = await services.gate.check(
+            session, raw_key=x_api_key, feature=feature, endpoint=endpoint, cost=units
+        )
+        request.state.gate = decision
+        return decision
+
+    return check
+
+
+def _one() -> int:
+    return 1
+
+
+def cost_per(units: int, count: int) -> int:
+    """1 unit per `units` items, rounded up (bulk lookups)."""
+    return max(1, math.ceil(count / units))

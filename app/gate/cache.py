@@ -1,4 +1,4 @@
-"""What a key resolves to, and the per-instance cache of it.
+"""The per-instance cache of what a key resolves to (`KeyContext`).
 
 The cache makes a warm key cost zero Postgres queries. It is never trusted blindly: every entry
 carries the account's and plan's policy versions, and the gate script compares them with the
@@ -10,35 +10,8 @@ Redis itself is unreachable (fail-open mode).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from datetime import datetime
 
-
-@dataclass(frozen=True, slots=True)
-class PlanPolicy:
-    code: str
-    name: str
-    included_calls: int
-    requests_per_minute: int
-    features: frozenset[str]
-    hard_limit: bool
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
-class KeyContext:
-    key_id: str
-    key_status: str  # active | suspended | revoked
-    account_id: str
-    role: str
-    subscription_status: str
-    paid_period_start: datetime | None
-    paid_period_end: datetime | None
-    account_version: int
-    plan: PlanPolicy
-    base_period_start: datetime  # the period `base_used` was summed for
-    base_used: int  # usage already rolled up into Postgres for that period
-
+from app.accounts.context import KeyContext
 
 _MISSING = object()
 

@@ -1,15 +1,20 @@
-"""The per-app services: built once in the lifespan (never at import time), shared by requests."""
+"""The per-app services: built once per app (never at import time), shared by its requests.
+
+This is where wiring happens: which domain object gets which client. Domains never import it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from app.accounts.versions import PolicyVersions
 from app.core.config import Settings
 from app.core.db import Database
-from app.gate.context import KeyCache
+from app.gate.cache import KeyCache
 from app.gate.public_limits import PublicLimiter
 from app.gate.service import Gate
 from app.redis.adapters import build_redis
+from app.redis.keys import RedisKeys
 from app.redis.port import RedisPort
 
 
@@ -18,11 +23,16 @@ class Services:
     settings: Settings
     db: Database
     redis: RedisPort
+    keys: RedisKeys = field(init=False)
+    versions: PolicyVersions = field(init=False)
     gate: Gate = field(init=False)
     public_limiter: PublicLimiter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.gate = Gate(self.settings, self.redis, KeyCache(self.settings.KEY_CACHE_TTL_SECONDS))
+        self.keys = RedisKeys(self.settings.REDIS_KEY_PREFIX)
+        self.versions = PolicyVersions(self.redis, self.keys)
+        cache = KeyCache(self.settings.KEY_CACHE_TTL_SECONDS)
+        self.gate = Gate(self.settings, self.redis, self.keys, cache)
         self.public_limiter = PublicLimiter(self.settings, self.redis)
 
     @classmethod

@@ -1,0 +1,57 @@
+"""Policy versions: how every warm instance learns, on its next request, that a key changed.
+
+Each account and plan has a version in Postgres, bumped by any change a cached `KeyContext` must
+notice (a key revoked or suspended, a plan edited, an account moved to another plan). Once the
+change has committed, the new version is published to Redis, where the gate script compares it
+with the cached one on every request.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.db import after_commit
+from app.redis.keys import RedisKeys
+from app.redis.port import RedisPort, RedisUnavailable, Script
+
+logger = logging.getLogger("agentmall.accounts")
+
+# Publish a version written to Postgres; never move it backwards.
+SET_VERSION = Script(
+    """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""
+)
+
+
+class PolicyVersions:
+    """Publishes account and plan versions to Redis."""
+
+    def __init__(self, redis: RedisPort, keys: RedisKeys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def publish(self, redis_key: str, version: int) -> None:
+        """Raise the published version (after the change is committed)."""
+        try:
+            await self.redis.run_script(SET_VERSION, [redis_key], [version])
+        except RedisUnavailable:
+            logger.warning("could not publish policy version; caches refresh within their TTL")
+
+    def account_after_commit(self, session: AsyncSession, account_id: str, version: int) -> None:
+        """Publish an account's version once the session's unit of work has committed."""
+        self._after_commit(session, self.keys.account_version(account_id), version)
+
+    def plan_after_commit(self, session: AsyncSession, plan_code: str, version: int) -> None:
+        """Publish a plan's version once the session's unit of work has committed."""
+        self._after_commit(session, self.keys.plan_version(plan_code), version)
+
+    def _after_commit(self, session: AsyncSession, redis_key: str, version: int) -> None:
+        async def publish() -> None:
+            await self.publish(redis_key, version)
+
+        after_commit(session, publish)

@@ -1,0 +1,27 @@
+"""What the gate decided for one admitted request (read by the headers and the middleware)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from app.accounts.context import KeyContext
+
+
+@dataclass(slots=True)
+class GateDecision:
+    """An admitted request: what it cost and what the headers report."""
+
+    context: KeyContext
+    endpoint: str
+    cost: int
+    period_start: datetime
+    period_end: datetime
+    now_ms: int
+    used: int  # quota units used this period, this request included
+    window_count: int = 0
+    window_reset_ms: int = 0
+    epoch: str = ""
+    usage_key: str = ""
+    usage_field: str = ""
+    degraded: bool = False  # Redis unreachable and RATE_LIMIT_FAILURE_MODE=open
