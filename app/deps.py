@@ -3,8 +3,6 @@
 # No `from __future__ import annotations`: the gate dependency below builds its signature from
 # closure variables, which FastAPI can only see in evaluated annotations.
 
-import hmac
-import math
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -12,8 +10,6 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts import repository as accounts_repo
-from app.core.apikeys import hash_key, looks_like_key
 from app.core.config import Settings
 from app.gate import errors
 from app.gate.decision import GateDecision
@@ -59,15 +55,12 @@ class Principal:
     plan: Plan
 
 
-async def get_principal(session: SessionDep, x_api_key: ApiKeyHeader = None) -> Principal:
-    if not x_api_key:
-        raise errors.MissingApiKey()
-    if not looks_like_key(x_api_key):
-        raise errors.InvalidApiKey()
-    row = await accounts_repo.load_principal(session, hash_key(x_api_key))
-    if row is None or row[0].status == "revoked":
-        raise errors.InvalidApiKey()
-    key, account, plan = row
+async def get_principal(
+    request: Request, services: ServicesDep, session: SessionDep, x_api_key: ApiKeyHeader = None
+) -> Principal:
+    """The key's owner, read fresh; unknown keys spend the address's allowance (429 past it)."""
+    client_ip = services.client_ip.of(request)
+    key, account, plan = await services.gate.resolver.principal(session, x_api_key, client_ip)
     if key.status == "suspended":
         raise errors.KeySuspended()
     return Principal(key=key, account=account, plan=plan)
@@ -77,15 +70,18 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 async def require_admin(
-    session: SessionDep, settings: SettingsDep, x_api_key: ApiKeyHeader = None
+    request: Request, services: ServicesDep, session: SessionDep, x_api_key: ApiKeyHeader = None
 ) -> str:
-    """The founder: `X-API-Key: $ADMIN_API_KEY` (constant-time compare) or an admin account."""
+    """The founder: `X-API-Key: $ADMIN_API_KEY` (constant-time compare) or an admin account;
+    wrong guesses spend the address's allowance of failed key lookups like unknown keys."""
     if not x_api_key:
         raise errors.MissingApiKey()
-    admin_key = settings.ADMIN_API_KEY
-    if admin_key and hmac.compare_digest(x_api_key.encode(), admin_key.encode()):
+    admin_key = services.settings.ADMIN_API_KEY
+    client_ip = services.client_ip.of(request)
+    resolver = services.gate.resolver
+    if admin_key and await resolver.matches_secret(x_api_key, admin_key, client_ip):
         return "admin-key"
-    principal = await get_principal(session, x_api_key)
+    principal = await get_principal(request, services, session, x_api_key)
     if principal.account.role != "admin":
         raise errors.AdminRequired()
     return principal.account.id
@@ -112,7 +108,12 @@ def gate(feature: str, endpoint: str, cost: Callable[..., int] | None = None) ->
         x_api_key: ApiKeyHeader = None,
     ) -> GateDecision:
         decision = await services.gate.check(
-            session, raw_key=x_api_key, feature=feature, endpoint=endpoint, cost=units
+            session,
+            raw_key=x_api_key,
+            feature=feature,
+            endpoint=endpoint,
+            cost=units,
+            client_ip=services.client_ip.of(request),
         )
         request.state.gate = decision
         return decision
@@ -122,8 +123,3 @@ def gate(feature: str, endpoint: str, cost: Callable[..., int] | None = None) ->
 
 def _one() -> int:
     return 1
-
-
-def cost_per(units: int, count: int) -> int:
-    """1 unit per `units` items, rounded up (bulk lookups)."""
-    return max(1, math.ceil(count / units))

@@ -121,8 +121,9 @@ class Inventory(SQLModel, table=True):
 
 class UsageRollup(SQLModel, table=True):
     """Durable copy of the Redis usage counters: one row per account, period, day, endpoint and
-    Redis counter epoch. `count` is the absolute value Redis held when `synced_at` was read, so a
-    re-run of the roll-up rewrites the same number (never adds it twice)."""
+    Redis counter epoch. `count` is the absolute value Redis held when the usage hash's change
+    counter was `seq`, so a re-run of the roll-up rewrites the same number (never adds it twice)
+    and an older snapshot never overwrites a newer one."""
 
     __tablename__ = "usage_rollups"
     __table_args__ = (
@@ -136,4 +137,20 @@ class UsageRollup(SQLModel, table=True):
     endpoint: str = Field(max_length=48)
     epoch: str = Field(max_length=32)  # "pg" = counted straight into Postgres (Redis was down)
     count: int = 0
-    synced_at: int = Field(default=0, sa_type=sa.BigInteger)  # Redis snapshot time, epoch ms
+    seq: int = Field(default=0, sa_type=sa.BigInteger)  # the hash's change counter `c` then
+
+
+class DegradedCall(SQLModel, table=True):
+    """A request served while Redis was unreachable (fail-open), kept by request id until the
+    roll-up settles it: if the gate script did count it in Redis after all (its reply was only
+    late), the row is dropped; otherwise its units move into `usage_rollups` (epoch "pg")."""
+
+    __tablename__ = "degraded_calls"
+
+    request_id: str = Field(primary_key=True, max_length=32)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=40)
+    period_start: datetime = _ts(nullable=False)
+    day: date
+    endpoint: str = Field(max_length=48)
+    units: int
+    created_at: datetime = _ts(nullable=False, default=utcnow)

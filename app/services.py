@@ -8,9 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from app.accounts.versions import PolicyVersions
+from app.core.client_ip import ClientIP
 from app.core.config import Settings
 from app.core.db import Database
 from app.gate.cache import KeyCache
+from app.gate.keys import KeyResolver
 from app.gate.public_limits import PublicLimiter
 from app.gate.service import Gate
 from app.redis.adapters import build_redis
@@ -25,15 +27,18 @@ class Services:
     redis: RedisPort
     keys: RedisKeys = field(init=False)
     versions: PolicyVersions = field(init=False)
+    client_ip: ClientIP = field(init=False)
     gate: Gate = field(init=False)
     public_limiter: PublicLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         self.keys = RedisKeys(self.settings.REDIS_KEY_PREFIX)
         self.versions = PolicyVersions(self.redis, self.keys)
+        self.client_ip = ClientIP.from_settings(self.settings)
         cache = KeyCache(self.settings.KEY_CACHE_TTL_SECONDS)
-        self.gate = Gate(self.settings, self.redis, self.keys, cache)
-        self.public_limiter = PublicLimiter(self.settings, self.redis)
+        resolver = KeyResolver(self.settings, self.redis, self.keys, cache)
+        self.gate = Gate(self.settings, self.redis, self.keys, resolver)
+        self.public_limiter = PublicLimiter(self.settings, self.redis, self.client_ip)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

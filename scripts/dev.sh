@@ -4,6 +4,7 @@
 # real PostgreSQL and Redis instead.
 source "$(dirname "$0")/_env.sh"
 ensure_venv requirements.txt
+# The embedded SQLite file migrates itself at start-up; a PostgreSQL DATABASE_URL needs this step.
 echo "==> migrating the database" >&2
 .venv/bin/alembic upgrade head
 echo "==> serving on http://127.0.0.1:${PORT:-8000} (Ctrl-C to stop)" >&2

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from app.core.features import Feature
 from app.core.schemas import InputModel
-
-# Every feature an endpoint can require (SPEC §5, data plane).
-Feature = Literal["catalog.read", "catalog.bulk", "inventory.sync", "webhooks"]
 
 
 class SignupRequest(InputModel):
@@ -43,8 +40,14 @@ NULLABLE_PLAN_FIELDS = frozenset({"monthly_price_cents", "overage_cents_per_1000
 
 
 class PlanUpdate(InputModel):
-    """Create or change a plan (founder). Omitted fields keep their value on an existing plan."""
+    """Create or change a plan (founder). Omitted fields keep their value on an existing plan.
 
+    Accepts the `PlanPublic` representation as is: `code` may be sent but must equal the path's.
+    """
+
+    code: str | None = Field(
+        default=None, max_length=32, exclude=True, description="If sent, the plan code in the path."
+    )
     name: str | None = Field(default=None, min_length=1, max_length=80)
     monthly_price_cents: int | None = Field(default=None, ge=0, le=10_000_000_00)
     currency: str | None = Field(default=None, pattern=r"^[a-z]{3}$")

@@ -25,6 +25,7 @@ from app.accounts.schemas import (
 from app.accounts.versions import PolicyVersions
 from app.core.apikeys import display_prefix, generate_key, hash_key
 from app.core.errors import AppError, Conflict, NotFound
+from app.core.features import MAX_COST
 from app.models import Account, ApiKey, Plan, new_id, utcnow
 from app.usage.period import current_period
 
@@ -175,6 +176,30 @@ async def list_plans(session: AsyncSession) -> Sequence[Plan]:
     return await repo.list_plans(session, public_only=True)
 
 
+class PlanUnusable(AppError):
+    status_code = 422
+    code = "plan_unusable"
+    default_message = "The plan's limits are below the cost of one call of its own features."
+
+
+def _check_usable(plan: Plan) -> None:
+    """Refuse a plan that could never serve one call of a feature it sells."""
+    ceiling = plan.requests_per_minute
+    if plan.hard_limit:
+        ceiling = min(ceiling, plan.included_calls)
+    unusable = sorted(f for f in plan.features if MAX_COST.get(f, 1) > ceiling)
+    if unusable:
+        costs = ", ".join(f"{f} costs up to {MAX_COST[f]}" for f in unusable)
+        raise PlanUnusable(
+            f"One call of {costs} units, more than this plan allows "
+            f"({plan.requests_per_minute} per minute"
+            + (f", {plan.included_calls} per month" if plan.hard_limit else "")
+            + "): raise the limits or drop the feature.",
+            features=unusable,
+            requests_per_minute=plan.requests_per_minute,
+        )
+
+
 async def upsert_plan(
     session: AsyncSession, versions: PolicyVersions, *, code: str, update: PlanUpdate
 ) -> Plan:
@@ -193,6 +218,7 @@ async def upsert_plan(
         for field, value in changes.items():
             setattr(plan, field, value)
         plan.version += 1
+    _check_usable(plan)
     plan.updated_at = utcnow()
     try:
         await repo.add(session, plan)

@@ -27,6 +27,21 @@ return 1
 """
 )
 
+# Put Postgres's versions back where Redis holds newer ones, but only where Redis still holds the
+# value the caller saw (a version published a moment later is left alone).
+# KEYS: account version, plan version; ARGV: seen account, truth account, seen plan, truth plan
+REPAIR_VERSIONS = Script(
+    """
+for i = 1, 2 do
+  local seen, truth = ARGV[2 * i - 1], ARGV[2 * i]
+  if redis.call('GET', KEYS[i]) == seen and tonumber(seen) > tonumber(truth) then
+    redis.call('SET', KEYS[i], truth)
+  end
+end
+return 1
+"""
+)
+
 
 class PolicyVersions:
     """Publishes account and plan versions to Redis."""
@@ -41,6 +56,21 @@ class PolicyVersions:
             await self.redis.run_script(SET_VERSION, [redis_key], [version])
         except RedisUnavailable:
             logger.warning("could not publish policy version; caches refresh within their TTL")
+
+    async def repair(
+        self,
+        account_id: str,
+        plan_code: str,
+        *,
+        seen: tuple[int, int],
+        truth: tuple[int, int],
+    ) -> None:
+        """Lower versions that Redis holds ahead of Postgres (a restore, a shared Redis)."""
+        await self.redis.run_script(
+            REPAIR_VERSIONS,
+            [self.keys.account_version(account_id), self.keys.plan_version(plan_code)],
+            [seen[0], truth[0], seen[1], truth[1]],
+        )
 
     def account_after_commit(self, session: AsyncSession, account_id: str, version: int) -> None:
         """Publish an account's version once the session's unit of work has committed."""

@@ -14,10 +14,8 @@ from app.catalog.schemas import UpsertRequest, UpsertResponse
 from app.core.errors import error_responses
 from app.core.schemas import ResourceId
 from app.deps import AdminDep, ServicesDep, SessionDep
-from app.models import utcnow
-from app.usage import repository as usage_repo
-from app.usage.period import month_bounds
-from app.usage.schemas import TopAccount, TopAccounts
+from app.usage import service as usage
+from app.usage.schemas import TopAccounts
 
 router = APIRouter(
     prefix="/v1/admin", tags=["admin"], responses=error_responses(400, 401, 403, 404, 409, 413, 422)
@@ -86,10 +84,10 @@ async def put_account_plan(
 
 @router.get("/usage/top", response_model=TopAccounts)
 async def top_usage(
-    _: AdminDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 20
+    _: AdminDep,
+    session: SessionDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> TopAccounts:
-    """The heaviest accounts this month by rolled-up usage (abuse watch)."""
-    since, _end = month_bounds(utcnow())
-    rows = await usage_repo.top_accounts(session, since=since, limit=limit)
-    data = [TopAccount(account_id=a, email=e, plan=p, used=u) for a, e, p, u in rows]
-    return TopAccounts(period_start=since, data=data)
+    """The heaviest accounts this calendar month, live from the gate's counters (abuse watch)."""
+    return await usage.live_top(session, services.redis, services.keys, limit=limit)

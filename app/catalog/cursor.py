@@ -2,8 +2,9 @@
 
 A cursor carries the last SKU of a page and a fingerprint of the query it belongs to, and a MAC
 over both. An edited, truncated or foreign cursor (or one replayed with other filters) is a 400,
-never a silently wrong page. The MAC is not a secret-keyed authorisation: a cursor grants nothing a
-caller could not list anyway; it only makes tampering detectable.
+never a silently wrong page. The MAC is keyed with a server secret (`Settings.cursor_key`), so
+nobody outside can mint a cursor; a cursor grants nothing a caller could not list anyway. Even a
+correctly-MACed cursor must carry a valid SKU (the path parameter's rules) before it reaches SQL.
 """
 
 from __future__ import annotations
@@ -14,39 +15,59 @@ import hashlib
 import hmac
 import json
 
+from pydantic import TypeAdapter, ValidationError
+
+from app.catalog.schemas import Sku
 from app.core.errors import InvalidCursor
 
-_KEY = b"agentmall/catalog-cursor/v1"
 MAX_CURSOR_LENGTH = 256
+_SKU = TypeAdapter(Sku)
 
 
 def _fingerprint(*filters: str | None) -> str:
+    """A short digest of the query filters the cursor belongs to."""
     return hashlib.sha256(json.dumps(filters).encode()).hexdigest()[:12]
 
 
-def _mac(payload: bytes) -> str:
-    return hmac.new(_KEY, payload, hashlib.sha256).hexdigest()[:16]
-
-
-def encode(after_sku: str, *filters: str | None) -> str:
-    payload = json.dumps({"a": after_sku, "f": _fingerprint(*filters)}, separators=(",", ":"))
-    raw = payload.encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=") + "." + _mac(raw)
-
-
-def decode(cursor: str, *filters: str | None) -> str:
-    """The SKU to continue after; `InvalidCursor` for anything that is not our own cursor."""
-    if len(cursor) > MAX_CURSOR_LENGTH or cursor.count(".") != 1:
-        raise InvalidCursor()
-    body, mac = cursor.split(".")
+def _valid_sku(value: object) -> str:
+    """`value` if it is a SKU a path parameter would accept, else `InvalidCursor`."""
     try:
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        data = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        return _SKU.validate_python(value, strict=True)
+    except ValidationError as exc:
         raise InvalidCursor() from exc
-    if not hmac.compare_digest(mac, _mac(raw)) or not isinstance(data, dict):
-        raise InvalidCursor()
-    after = data.get("a")
-    if not isinstance(after, str) or data.get("f") != _fingerprint(*filters):
-        raise InvalidCursor()
-    return after
+
+
+class CursorCodec:
+    """Encodes and verifies list cursors under one secret MAC key."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _mac(self, payload: bytes) -> str:
+        """The truncated HMAC-SHA256 of `payload` under this codec's key."""
+        return hmac.new(self._key, payload, hashlib.sha256).hexdigest()[:16]
+
+    def encode(self, after_sku: str, *filters: str | None) -> str:
+        """A cursor continuing after `after_sku`, bound to `filters`."""
+        data = {"a": after_sku, "f": _fingerprint(*filters)}
+        raw = json.dumps(data, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=") + "." + self._mac(raw)
+
+    def decode(self, cursor: str, *filters: str | None) -> str:
+        """The SKU to continue after; `InvalidCursor` for anything that is not our own cursor."""
+        if len(cursor) > MAX_CURSOR_LENGTH or cursor.count(".") != 1:
+            raise InvalidCursor()
+        body, mac = cursor.split(".")
+        try:
+            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidCursor() from exc
+        if not hmac.compare_digest(mac.encode(), self._mac(raw).encode()):
+            raise InvalidCursor()
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidCursor() from exc
+        if not isinstance(data, dict) or data.get("f") != _fingerprint(*filters):
+            raise InvalidCursor()
+        return _valid_sku(data.get("a"))

@@ -17,8 +17,9 @@ from app.catalog.schemas import (
     ProductPublic,
 )
 from app.core.errors import error_responses
+from app.core.features import BULK_SKUS_PER_UNIT, cost_per
 from app.core.schemas import CleanStr
-from app.deps import SessionDep, SettingsDep, cost_per, gate
+from app.deps import SessionDep, SettingsDep, gate
 from app.gate.decision import GateDecision
 
 SearchText = Annotated[CleanStr, StringConstraints(min_length=1, max_length=100)]
@@ -35,7 +36,7 @@ GetGate = Annotated[GateDecision, Depends(gate("catalog.read", "products.get"))]
 
 def bulk_cost(body: BulkRequest) -> int:
     """1 unit per 10 SKUs, rounded up."""
-    return cost_per(10, len(body.skus))
+    return cost_per(BULK_SKUS_PER_UNIT, len(body.skus))
 
 
 BulkGate = Annotated[GateDecision, Depends(gate("catalog.bulk", "products.bulk", bulk_cost))]

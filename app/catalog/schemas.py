@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from app.core.features import MAX_BULK_SKUS
 from app.core.schemas import InputModel, check_json_value
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -15,7 +16,6 @@ Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[a-z]{3}$")]
 Category = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 
-MAX_BULK_SKUS = 100
 MAX_UPSERT_PRODUCTS = 1000
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTES_JSON = 4000

@@ -7,15 +7,37 @@ every count and key on the next cold start.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
+import os
+import secrets
+import tempfile
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Domain separation: a cursor key derived from another secret is useless for anything else.
+CURSOR_KEY_CONTEXT = b"agentmall/cursor/v1"
+# No secret configured at all (the embedded local default): a key per process, so cursors do not
+# survive a restart (fine locally; any deployment sets ADMIN_API_KEY or CRON_SECRET).
+_PROCESS_CURSOR_KEY = secrets.token_bytes(32)
 PLACEHOLDERS = {"changeme", "change-me", "changethis", "secret", "xxx", "todo", "your-secret"}
-DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./agentmall.db"
+DEFAULT_SQLITE_FILE = "agentmall.db"
+DEFAULT_SQLITE_URL = f"sqlite+aiosqlite:///./{DEFAULT_SQLITE_FILE}"
+
+
+def default_database_url() -> str:
+    """The embedded SQLite file: `./agentmall.db`, or the same name in the system temp directory
+    when the current directory is not writable (Vercel and Lambda: only /tmp is)."""
+    existing = os.path.exists(DEFAULT_SQLITE_FILE)
+    if os.access(".", os.W_OK) and (not existing or os.access(DEFAULT_SQLITE_FILE, os.W_OK)):
+        return DEFAULT_SQLITE_URL
+    return "sqlite+aiosqlite:///" + (Path(tempfile.gettempdir()) / DEFAULT_SQLITE_FILE).as_posix()
 
 
 def normalise_database_url(url: str) -> str:
@@ -44,31 +66,44 @@ class Settings(BaseSettings):
         env_file=".env", extra="ignore", case_sensitive=True, env_ignore_empty=True
     )
 
-    DATABASE_URL: str = DEFAULT_SQLITE_URL
+    DATABASE_URL: str = Field(default_factory=default_database_url)
     UPSTASH_REDIS_REST_URL: str | None = None
     UPSTASH_REDIS_REST_TOKEN: str | None = None
     REDIS_URL: str | None = None
     ADMIN_API_KEY: str | None = None
     CRON_SECRET: str | None = None
+    CURSOR_SECRET: str | None = None
     PUBLIC_BASE_URL: str = "http://localhost:8000"
     RATE_LIMIT_FAILURE_MODE: Literal["open", "closed"] = "open"
 
     # Tuning knobs with safe defaults.
     REDIS_TIMEOUT_MS: int = Field(default=500, ge=20, le=10_000)
-    REDIS_KEY_PREFIX: str = Field(default="am:", max_length=64)
+    # Default: "am:" locally, "am:<VERCEL_ENV>:" on Vercel, so preview and production deployments
+    # sharing one Upstash database never share counters, versions or limits.
+    REDIS_KEY_PREFIX: str = Field(default="am:", min_length=1, max_length=64)
     DB_MAX_CONNECTIONS: int = Field(default=10, ge=1, le=1000)
     KEY_CACHE_TTL_SECONDS: float = Field(default=60, ge=0, le=3600)
     SIGNUPS_PER_IP_PER_HOUR: int = Field(default=5, ge=1, le=10_000)
     PUBLIC_REQUESTS_PER_IP_PER_MINUTE: int = Field(default=60, ge=1, le=100_000)
-    TRUST_PROXY_HEADERS: bool = False
+    INVALID_KEYS_PER_IP_PER_MINUTE: int = Field(default=20, ge=1, le=100_000)
+    TRUSTED_PROXIES: str = Field(default="", max_length=4096)
+    TRUST_PROXY_HEADERS: bool = False  # deprecated: trust exactly one hop (see TRUSTED_PROXIES)
     LOAD_SAMPLE_CATALOG: bool = True
     VERCEL_ENV: str | None = None
     VERCEL: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _prefix_per_environment(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("REDIS_KEY_PREFIX") and data.get("VERCEL_ENV"):
+            env = "".join(c for c in str(data["VERCEL_ENV"]).lower() if c.isalnum())[:32]
+            data = {**data, "REDIS_KEY_PREFIX": f"am:{env or 'vercel'}:"}
+        return data
+
     @field_validator("DATABASE_URL")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        return normalise_database_url(value.strip() or DEFAULT_SQLITE_URL)
+        return normalise_database_url(value.strip() or default_database_url())
 
     @field_validator("UPSTASH_REDIS_REST_URL")
     @classmethod
@@ -90,6 +125,17 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return value.strip()
 
+    @field_validator("TRUSTED_PROXIES")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from exc
+        return ",".join(items)
+
     @field_validator("PUBLIC_BASE_URL")
     @classmethod
     def _public_base_url(cls, value: str) -> str:
@@ -98,7 +144,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http(s) URL such as https://api.example.com")
         return value.strip().rstrip("/")
 
-    @field_validator("ADMIN_API_KEY", "CRON_SECRET", "UPSTASH_REDIS_REST_TOKEN")
+    @field_validator("ADMIN_API_KEY", "CRON_SECRET", "CURSOR_SECRET", "UPSTASH_REDIS_REST_TOKEN")
     @classmethod
     def _secret(cls, value: str | None) -> str | None:
         if value is None or value == "":
@@ -123,6 +169,19 @@ class Settings(BaseSettings):
             if not self.CRON_SECRET:
                 raise ValueError("CRON_SECRET is required in production")
         return self
+
+    @property
+    def cursor_key(self) -> bytes:
+        """The list-cursor MAC key: from CURSOR_SECRET, else ADMIN_API_KEY, CRON_SECRET, Upstash."""
+        secret = (
+            self.CURSOR_SECRET
+            or self.ADMIN_API_KEY
+            or self.CRON_SECRET
+            or self.UPSTASH_REDIS_REST_TOKEN
+        )
+        if not secret:
+            return _PROCESS_CURSOR_KEY
+        return hmac.new(secret.encode(), CURSOR_KEY_CONTEXT, hashlib.sha256).digest()
 
     @property
     def is_production(self) -> bool:

@@ -15,6 +15,7 @@ class GateDecision:
     context: KeyContext
     endpoint: str
     cost: int
+    request_id: str
     period_start: datetime
     period_end: datetime
     now_ms: int

@@ -17,6 +17,15 @@ class InvalidApiKey(AppError):
     default_message = "The API key is unknown or has been revoked."
 
 
+class TooManyInvalidKeys(AppError):
+    status_code = 429
+    code = "too_many_invalid_keys"
+    default_message = (
+        "Too many requests with unknown API keys from this address; retry after the Retry-After "
+        "delay."
+    )
+
+
 class KeySuspended(AppError):
     status_code = 403
     code = "key_suspended"
@@ -45,6 +54,21 @@ class QuotaExceeded(AppError):
     status_code = 429
     code = "quota_exceeded"
     default_message = "Monthly quota used up; upgrade your plan or wait for the period to reset."
+
+
+class CostExceedsRateLimit(AppError):
+    status_code = 422
+    code = "cost_exceeds_rate_limit"
+    default_message = "This request costs more units than your plan allows per minute."
+
+
+class RetryShortly(AppError):
+    status_code = 503
+    code = "retry_shortly"
+    default_message = "Your key's policy is changing at this moment; retry in a second."
+
+    def __init__(self, message: str | None = None, **extra: object) -> None:
+        super().__init__(message, headers={"Retry-After": "1"}, **extra)
 
 
 class RateLimiterUnavailable(AppError):

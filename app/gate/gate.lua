@@ -1,75 +1,164 @@
--- AgentMall gate: one atomic call per metered request.
+-- AgentMall gate: one atomic call per metered request. Every clock reading is Redis's own
+-- (`TIME`), so instances with skewed clocks enforce the same window and pick the same period.
 -- Checks, in order, without consuming anything unless the request is admitted:
 --   1. freshness: the caller's cached account/plan versions are not older than Redis says
 --      (a revoke, suspension or plan change bumps them: every instance notices on the next call);
---   2. the caller's verdict from its (now known fresh) cache: suspended / feature / payment;
---   3. the monthly quota (hard plans only: soft plans are served and billed as overage);
---   4. the per-minute sliding window (an exact log: one sorted-set member per unit of cost).
--- Then it records the request: window members, period total, per-day|endpoint counter, and marks
--- the usage hash dirty for the roll-up to Postgres. Returns only integers and one string (epoch).
+--   2. the billing period: the paid period when Redis's clock is inside it, else the calendar
+--      month (UTC) of Redis's clock;
+--   3. the caller's verdict from its (now known fresh) cache: suspended / feature / payment;
+--   4. a request id already settled by the degraded-mode reconciliation (LATE: never count it);
+--   5. the monthly quota (hard plans only: soft plans are served and billed as overage);
+--   6. the per-minute window: one hash field per second of Redis time, the current second and the
+--      60 before it (at most 62 fields per account, whatever the plan's limit).
+-- Then it records the request: window bucket, period total `n`, per-day|endpoint counter, the
+-- hash's change counter `c` (the roll-up acknowledges a snapshot only if `c` did not move), the
+-- dirty mark, the live top-usage board, and the request id (for degraded-mode reconciliation).
 --
--- KEYS: 1 account version, 2 plan version, 3 minute window (zset), 4 usage hash, 5 dirty (zset)
--- ARGV: 1 account version, 2 plan version, 3 verdict (a status code; 0 = admit), 4 now ms, 5 window ms, 6 per-minute limit,
---       7 quota, 8 hard (1/0), 9 cost, 10 request id, 11 usage field, 12 base used,
---       13 new epoch id, 14 usage ttl seconds
-local ADMIT, STALE, SUSPENDED, FEATURE, PAYMENT, QUOTA, RATE = 0, 1, 2, 3, 4, 5, 6
+-- The usage hash, top board and id set are named from Redis's clock, so they are built here from
+-- the prefixes in ARGV rather than passed in KEYS. That is fine on a single Redis and on Upstash
+-- (scripts without `allow-key-locking` run under its global lock); Redis Cluster would need tags.
+--
+-- KEYS: 1 account version, 2 plan version, 3 minute window (hash), 4 dirty (zset), 5 ids (zset)
+-- ARGV: 1 account version, 2 plan version, 3 verdict (a status code; 0 = admit), 4 per-minute limit,
+--       5 quota, 6 hard (1/0), 7 cost, 8 endpoint, 9 rolled-up base used, 10 its period start (s),
+--       11 paid period start (s; 0 = none), 12 paid period end (s), 13 new epoch id,
+--       14 usage key prefix, 15 top key prefix, 16 usage retention after the period (s),
+--       17 request id, 18 id retention (ms), 19 account id
+-- Returns {status, account v, plan v, window count, window reset ms, used, epoch, now ms,
+--          period start s, period end s, usage field}
+local ADMIT, STALE, SUSPENDED, FEATURE, PAYMENT, QUOTA, RATE, LATE = 0, 1, 2, 3, 4, 5, 6, 7
+local WINDOW_S = 60
 
 local av = tonumber(redis.call('GET', KEYS[1]) or '0')
 local pv = tonumber(redis.call('GET', KEYS[2]) or '0')
 if av > tonumber(ARGV[1]) or pv > tonumber(ARGV[2]) then
-  return {STALE, av, pv, 0, 0, 0, ''}
+  return {STALE, av, pv, 0, 0, 0, '', 0, 0, 0, ''}
 end
 
-local now = tonumber(ARGV[4])
-local win = tonumber(ARGV[5])
-local rpm = tonumber(ARGV[6])
-local quota = tonumber(ARGV[7])
-local cost = tonumber(ARGV[9])
+local t = redis.call('TIME')
+local now_s = tonumber(t[1])
+local now_ms = now_s * 1000 + math.floor(tonumber(t[2]) / 1000)
 
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - win)
-local count = redis.call('ZCARD', KEYS[3])
+-- Civil dates from days since 1970-01-01 and back (H. Hinnant's algorithms), all in UTC.
+local function civil(days)
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+    - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y, m, d
+end
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = m > 2 and m - 3 or m + 9
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  return era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy - 719468
+end
 
-local used = redis.call('HGET', KEYS[4], 'n')
+local today = math.floor(now_s / 86400)
+local y, m, d = civil(today)
+local start_s, end_s
+local paid_start, paid_end = tonumber(ARGV[11]), tonumber(ARGV[12])
+if paid_start > 0 and paid_start <= now_s and now_s < paid_end then
+  start_s, end_s = paid_start, paid_end
+else
+  start_s = days_from_civil(y, m, 1) * 86400
+  if m == 12 then end_s = days_from_civil(y + 1, 1, 1) * 86400
+  else end_s = days_from_civil(y, m + 1, 1) * 86400 end
+end
+local field = string.format('%04d-%02d-%02d|%s', y, m, d, ARGV[8])
+local usage_key = ARGV[14] .. start_s
+local rid = ARGV[17]
+
+-- the minute window: buckets older than the window go, the rest are summed
+local rpm = tonumber(ARGV[4])
+local cost = tonumber(ARGV[7])
+local oldest = now_s - WINDOW_S
+local count, first = 0, nil
+local buckets = redis.call('HGETALL', KEYS[3])
+for i = 1, #buckets, 2 do
+  local sec = tonumber(buckets[i])
+  if sec < oldest then
+    redis.call('HDEL', KEYS[3], buckets[i])
+  else
+    count = count + tonumber(buckets[i + 1])
+  end
+end
+
+local used = redis.call('HGET', usage_key, 'n')
 local epoch
 if used then
   used = tonumber(used)
-  epoch = redis.call('HGET', KEYS[4], 'e') or ''
+  epoch = redis.call('HGET', usage_key, 'e') or ''
 else
-  used = tonumber(ARGV[12])
+  used = tonumber(ARGV[10]) == start_s and tonumber(ARGV[9]) or 0
   epoch = ARGV[13]
+end
+
+local function reply(status, reset_ms)
+  return {status, av, pv, count, reset_ms, used, epoch, now_ms, start_s, end_s, field}
+end
+
+-- when the window next has room for `extra` more units (ms epoch): walk the buckets oldest first
+local function reset_at(extra)
+  local need = count + extra - rpm
+  if need <= 0 then
+    need = 1
+  end
+  local secs = {}
+  for i = 1, #buckets, 2 do
+    local sec = tonumber(buckets[i])
+    if sec >= oldest then secs[#secs + 1] = sec end
+  end
+  table.sort(secs)
+  local freed = 0
+  for _, sec in ipairs(secs) do
+    freed = freed + tonumber(redis.call('HGET', KEYS[3], tostring(sec)) or '0')
+    if freed >= need then return (sec + WINDOW_S + 1) * 1000 end
+  end
+  return (now_s + WINDOW_S + 1) * 1000
 end
 
 local verdict = tonumber(ARGV[3])
 if verdict ~= ADMIT then
-  return {verdict, av, pv, count, 0, used, epoch}
+  return reply(verdict, 0)
 end
-
--- when the window would next have room for `cost` more units (ms epoch)
-local function reset_at(extra)
-  local idx = count + extra - rpm - 1
-  if idx < 0 then idx = 0 end
-  local oldest = redis.call('ZRANGE', KEYS[3], idx, idx, 'WITHSCORES')
-  if oldest[2] then return tonumber(oldest[2]) + win end
-  return now + win
+if redis.call('ZSCORE', KEYS[5], 'x:' .. rid) then
+  return reply(LATE, 0)
 end
-
-if ARGV[8] == '1' and used + cost > quota then
-  return {QUOTA, av, pv, count, reset_at(cost), used, epoch}
+if ARGV[6] == '1' and used + cost > tonumber(ARGV[5]) then
+  return reply(QUOTA, reset_at(cost))
 end
 if count + cost > rpm then
-  return {RATE, av, pv, count, reset_at(cost), used, epoch}
+  return reply(RATE, reset_at(cost))
 end
 
-for i = 1, cost do
-  redis.call('ZADD', KEYS[3], now, ARGV[10] .. ':' .. i)
+redis.call('HINCRBY', KEYS[3], tostring(now_s), cost)
+redis.call('EXPIRE', KEYS[3], WINDOW_S + 2)
+if redis.call('HSETNX', usage_key, 'e', epoch) == 1 then
+  redis.call('HSET', usage_key, 'n', used)
 end
-redis.call('PEXPIRE', KEYS[3], win)
-if redis.call('HSETNX', KEYS[4], 'e', epoch) == 1 then
-  redis.call('HSET', KEYS[4], 'n', used)
-end
-redis.call('HINCRBY', KEYS[4], 'n', cost)
-redis.call('HINCRBY', KEYS[4], ARGV[11], cost)
-redis.call('EXPIRE', KEYS[4], tonumber(ARGV[14]))
-redis.call('ZADD', KEYS[5], now, KEYS[4])
+redis.call('HINCRBY', usage_key, 'n', cost)
+redis.call('HINCRBY', usage_key, field, cost)
+redis.call('HINCRBY', usage_key, 'c', 1)
+redis.call('EXPIRE', usage_key, end_s - now_s + tonumber(ARGV[16]))
+redis.call('ZADD', KEYS[4], now_ms, usage_key)
+local month_start = days_from_civil(y, m, 1) * 86400
+local top_key = ARGV[15] .. month_start
+redis.call('ZINCRBY', top_key, cost, ARGV[19])
+redis.call('EXPIRE', top_key, 40 * 86400)
+local keep_ms = tonumber(ARGV[18])
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_ms - keep_ms)
+redis.call('ZADD', KEYS[5], now_ms, rid)
+redis.call('PEXPIRE', KEYS[5], keep_ms)
 count = count + cost
-return {ADMIT, av, pv, count, reset_at(0), used + cost, epoch}
+used = used + cost
+return reply(ADMIT, reset_at(0))

@@ -58,6 +58,7 @@ async def _settle(scope: Scope, decision: GateDecision, *, ok: bool) -> None:
         if ok:
             await usage_service.record_degraded(
                 services.db,
+                request_id=decision.request_id,
                 account_id=decision.context.account_id,
                 period_start=decision.period_start,
                 usage_field=decision.usage_field,

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import Request
 from upstash_ratelimit.asyncio import Ratelimit, SlidingWindow
 
+from app.core.client_ip import ClientIP, limit_bucket
 from app.core.config import Settings
 from app.core.errors import AppError
 from app.gate.errors import RateLimiterUnavailable
@@ -29,8 +30,11 @@ class TooManyFromThisAddress(AppError):
 
 
 class PublicLimiter:
-    def __init__(self, settings: Settings, redis: RedisPort) -> None:
+    def __init__(
+        self, settings: Settings, redis: RedisPort, client_ip: ClientIP | None = None
+    ) -> None:
         self.settings = settings
+        self.addresses = client_ip or ClientIP.from_settings(settings)
         prefix = f"{settings.REDIS_KEY_PREFIX}ip"
         redis_any: Any = redis  # duck-typed: upstash-ratelimit only calls `eval`
         self.signup = Ratelimit(
@@ -47,18 +51,13 @@ class PublicLimiter:
         )
 
     def client_ip(self, request: Request) -> str:
-        """The caller's address: proxy headers only where a trusted proxy sets them (Vercel)."""
-        if self.settings.on_vercel or self.settings.TRUST_PROXY_HEADERS:
-            forwarded = request.headers.get("x-forwarded-for", "")
-            first = forwarded.split(",")[0].strip() or request.headers.get("x-real-ip", "")
-            if first:
-                return first[:64]
-        return request.client.host if request.client else "unknown"
+        """The caller's address: proxy headers only as far as they are trusted (`client_ip`)."""
+        return self.addresses.of(request)
 
     async def check(self, limiter: Ratelimit, request: Request) -> None:
         """Raise 429 when this address is over the limit; apply the failure mode if Redis is out."""
         try:
-            result = await limiter.limit(self.client_ip(request))
+            result = await limiter.limit(limit_bucket(self.client_ip(request)))
         except RedisUnavailable as exc:
             if self.settings.RATE_LIMIT_FAILURE_MODE == "closed":
                 raise RateLimiterUnavailable() from exc

@@ -7,19 +7,27 @@ from pathlib import Path
 from app.redis.port import Script
 
 # What the gate script answers first (the same numbers are named at the top of gate.lua).
-ADMIT, STALE, SUSPENDED, FEATURE, PAYMENT, QUOTA, RATE = range(7)
+# LATE: the request id was already settled in Postgres by the degraded-mode reconciliation.
+ADMIT, STALE, SUSPENDED, FEATURE, PAYMENT, QUOTA, RATE, LATE = range(8)
 
-# The gate: freshness + verdict + quota + minute window + usage counters, atomically.
+# The gate: freshness + period + verdict + quota + minute window + usage counters, atomically.
 GATE = Script((Path(__file__).with_name("gate.lua")).read_text())
 
 # Give back what an admitted request counted when its handler did not succeed (only 2xx count).
-# The per-minute window keeps the request: it did load the service.
+# The per-minute window keeps the request: it did load the service. Bumping the change counter
+# `c` keeps the hash dirty even if a roll-up snapshot taken before this refund is acknowledged.
+# KEYS: 1 usage hash, 2 dirty (zset), 3 top board (zset)
+# ARGV: 1 epoch, 2 usage field, 3 cost, 4 account id
 REFUND = Script(
     """
 if redis.call('HGET', KEYS[1], 'e') ~= ARGV[1] then return 0 end
-redis.call('HINCRBY', KEYS[1], 'n', -tonumber(ARGV[3]))
-redis.call('HINCRBY', KEYS[1], ARGV[2], -tonumber(ARGV[3]))
-redis.call('ZADD', KEYS[2], tonumber(ARGV[4]), KEYS[1])
+local cost = tonumber(ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'n', -cost)
+redis.call('HINCRBY', KEYS[1], ARGV[2], -cost)
+redis.call('HINCRBY', KEYS[1], 'c', 1)
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[2], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), KEYS[1])
+redis.call('ZINCRBY', KEYS[3], -cost, ARGV[4])
 return 1
 """
 )

@@ -8,25 +8,27 @@ is reloaded from Postgres and the script runs again. Steady state: 1 Redis comma
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import uuid
+import secrets
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import repository as accounts_repo
 from app.accounts.context import KeyContext
-from app.core.apikeys import hash_key, looks_like_key
+from app.accounts.versions import PolicyVersions
 from app.core.config import Settings
 from app.gate import errors
-from app.gate.cache import MISSING, KeyCache
+from app.gate.cache import KeyCache
 from app.gate.decision import GateDecision
 from app.gate.headers import rate_limit_headers
+from app.gate.keys import KeyResolver
 from app.gate.scripts import (
     ADMIT,
     FEATURE,
     GATE,
+    LATE,
     PAYMENT,
     QUOTA,
     RATE,
@@ -37,11 +39,11 @@ from app.gate.scripts import (
 from app.models import utcnow
 from app.redis.keys import RedisKeys
 from app.redis.port import RedisPort, RedisUnavailable
-from app.usage.period import current_period
+from app.usage.period import current_period, month_bounds
+from app.usage.service import REQUEST_ID_RETENTION_MS
 
 logger = logging.getLogger("agentmall.gate")
 
-WINDOW_MS = 60_000
 PAST_DUE_STATUSES = frozenset({"past_due", "unpaid"})
 USAGE_RETENTION_S = 40 * 86_400  # usage hashes outlive their period so the roll-up can catch up
 
@@ -59,39 +61,20 @@ def plan_verdict(context: KeyContext, feature: str) -> int:
 
 class Gate:
     def __init__(
-        self, settings: Settings, redis: RedisPort, keys: RedisKeys, cache: KeyCache
+        self,
+        settings: Settings,
+        redis: RedisPort,
+        keys: RedisKeys,
+        resolver: KeyResolver | None = None,
     ) -> None:
         self.settings = settings
         self.redis = redis
         self.keys = keys
-        self.cache = cache
-        self._loading: dict[str, asyncio.Future[KeyContext | None]] = {}
-
-    async def resolve(self, session: AsyncSession, raw_key: str | None) -> tuple[str, KeyContext]:
-        """The key's hash and context (cache first); 401 for a missing, unknown or revoked key."""
-        if not raw_key:
-            raise errors.MissingApiKey()
-        if not looks_like_key(raw_key):
-            raise errors.InvalidApiKey()
-        key_hash = hash_key(raw_key)
-        cached = self.cache.get(key_hash)
-        context = await self._load(session, key_hash) if cached is MISSING else cached
-        if not isinstance(context, KeyContext) or context.key_status == "revoked":
-            raise errors.InvalidApiKey()
-        return key_hash, context
-
-    async def _load(self, session: AsyncSession, key_hash: str) -> KeyContext | None:
-        """Load from Postgres; concurrent misses for one key share a single query (no stampede)."""
-        pending = self._loading.get(key_hash)
-        if pending is None:
-            pending = asyncio.ensure_future(
-                accounts_repo.load_key_context(session, key_hash=key_hash, now=utcnow())
-            )
-            self._loading[key_hash] = pending
-            pending.add_done_callback(lambda _: self._loading.pop(key_hash, None))
-        context = await asyncio.shield(pending)
-        self.cache.put(key_hash, context)
-        return context
+        if resolver is None:
+            cache = KeyCache(settings.KEY_CACHE_TTL_SECONDS)
+            resolver = KeyResolver(settings, redis, keys, cache)
+        self.resolver = resolver
+        self.cache = resolver.cache  # what `_fresh` updates, and what tests clear
 
     async def check(
         self,
@@ -101,82 +84,138 @@ class Gate:
         feature: str,
         endpoint: str,
         cost: int = 1,
+        client_ip: str = "",
     ) -> GateDecision:
         """Admit the request or raise the gate's error; counts it when admitted."""
-        key_hash, context = await self.resolve(session, raw_key)
+        key_hash, context = await self.resolver.resolve(session, raw_key, client_ip)
+        request_id = secrets.token_hex(8)
         try:
-            reply, decision = await self._run(context, feature, endpoint, cost)
-            if reply[0] == STALE:
-                fresh = await self._load(session, key_hash)
-                if fresh is None or fresh.key_status == "revoked":
-                    raise errors.InvalidApiKey()
-                context = fresh
-                # Postgres is never behind Redis (versions are published after commit).
-                reply, decision = await self._run(context, feature, endpoint, cost)
+            reply, decision = await self._run(context, feature, endpoint, cost, request_id)
+            if reply[0] == STALE:  # a policy changed since this instance cached the key
+                context = await self._fresh(session, key_hash)
+                reply, decision = await self._run(context, feature, endpoint, cost, request_id)
+            if reply[0] == STALE:  # Redis is ahead of Postgres itself: repair, then go on
+                context = await self._repair(session, key_hash, context, reply)
+                reply, decision = await self._run(context, feature, endpoint, cost, request_id)
         except RedisUnavailable:
-            return self._degraded(context, feature, endpoint, cost)
+            return self._degraded(context, feature, endpoint, cost, request_id)
         self._raise_for(reply[0], decision)
         return decision
 
-    def _decision(self, context: KeyContext, endpoint: str, cost: int) -> GateDecision:
-        """What this request would count, before Redis says whether it may."""
-        now = utcnow()
-        period_start, period_end = current_period(
-            context.paid_period_start, context.paid_period_end, now
+    async def _fresh(self, session: AsyncSession, key_hash: str) -> KeyContext:
+        """The key as Postgres has it now (never a load that started before the caller asked)."""
+        context = await accounts_repo.load_key_context(session, key_hash=key_hash, now=utcnow())
+        self.cache.put(key_hash, context)
+        if context is None or context.key_status == "revoked":
+            raise errors.InvalidApiKey()
+        return context
+
+    async def _repair(
+        self, session: AsyncSession, key_hash: str, context: KeyContext, reply: list[Any]
+    ) -> KeyContext:
+        """Redis holds newer policy versions than Postgres (a restored database, or two
+        environments sharing one Redis). Postgres is the truth: put its versions back in Redis
+        (only where Redis still holds what we saw), reload, and publish what we loaded."""
+        seen_account, seen_plan = int(reply[1]), int(reply[2])
+        logger.warning(
+            "policy versions in Redis are ahead of Postgres (account %s: %s > %s, plan %s: %s > "
+            "%s); republishing Postgres's",
+            context.account_id,
+            seen_account,
+            context.account_version,
+            context.plan.code,
+            seen_plan,
+            context.plan.version,
         )
-        base_used = context.base_used if context.base_period_start == period_start else 0
+        versions = PolicyVersions(self.redis, self.keys)
+        await versions.repair(
+            context.account_id,
+            context.plan.code,
+            seen=(seen_account, seen_plan),
+            truth=(context.account_version, context.plan.version),
+        )
+        fresh = await self._fresh(session, key_hash)
+        await versions.publish(self.keys.account_version(fresh.account_id), fresh.account_version)
+        await versions.publish(self.keys.plan_version(fresh.plan.code), fresh.plan.version)
+        return fresh
+
+    def _fallback_decision(
+        self, context: KeyContext, endpoint: str, cost: int, request_id: str
+    ) -> GateDecision:
+        """What this request counts when Redis cannot say (degraded mode): this instance's clock."""
+        now = utcnow()
+        start, end = current_period(context.paid_period_start, context.paid_period_end, now)
         return GateDecision(
             context=context,
             endpoint=endpoint,
             cost=cost,
-            period_start=period_start,
-            period_end=period_end,
+            request_id=request_id,
+            period_start=start,
+            period_end=end,
             now_ms=int(now.timestamp() * 1000),
-            used=base_used,
-            usage_key=self.keys.usage(context.account_id, period_start),
+            used=(context.base_used if context.base_period_start == start else 0) + cost,
+            usage_key=self.keys.usage(context.account_id, start),
             usage_field=f"{now.date().isoformat()}|{endpoint}",
         )
 
     async def _run(
-        self, context: KeyContext, feature: str, endpoint: str, cost: int
+        self, context: KeyContext, feature: str, endpoint: str, cost: int, request_id: str
     ) -> tuple[list[Any], GateDecision]:
-        decision = self._decision(context, endpoint, cost)
         plan = context.plan
-        ttl = int(decision.period_end.timestamp()) - decision.now_ms // 1000 + USAGE_RETENTION_S
+        paid_start, paid_end = context.paid_period_start, context.paid_period_end
         reply = await self.redis.run_script(
             GATE,
             [
                 self.keys.account_version(context.account_id),
                 self.keys.plan_version(plan.code),
                 self.keys.window(context.account_id),
-                decision.usage_key,
                 self.keys.dirty,
+                self.keys.ids(context.account_id),
             ],
             [
                 context.account_version,
                 plan.version,
                 plan_verdict(context, feature),
-                decision.now_ms,
-                WINDOW_MS,
                 plan.requests_per_minute,
                 plan.included_calls,
                 1 if plan.hard_limit else 0,
                 cost,
-                uuid.uuid4().hex,
-                decision.usage_field,
-                decision.used,  # the rolled-up base, used only if Redis has no counter yet
-                uuid.uuid4().hex[:16],
-                ttl,
+                endpoint,
+                context.base_used,  # the rolled-up base, used only if Redis has no counter yet
+                int(context.base_period_start.timestamp()),
+                int(paid_start.timestamp()) if paid_start and paid_end else 0,
+                int(paid_end.timestamp()) if paid_start and paid_end else 0,
+                secrets.token_hex(8),  # the epoch of a usage hash this call would create
+                self.keys.usage_prefix(context.account_id),
+                self.keys.top_prefix,
+                USAGE_RETENTION_S,
+                request_id,
+                REQUEST_ID_RETENTION_MS,
+                context.account_id,
             ],
         )
-        decision.window_count = int(reply[3])
-        decision.window_reset_ms = int(reply[4])
-        decision.used = int(reply[5])
-        decision.epoch = str(reply[6] or "")
-        return list(reply), decision
+        reply = list(reply)
+        start = datetime.fromtimestamp(int(reply[8]), UTC)
+        decision = GateDecision(
+            context=context,
+            endpoint=endpoint,
+            cost=cost,
+            request_id=request_id,
+            period_start=start,
+            period_end=datetime.fromtimestamp(int(reply[9]), UTC),
+            now_ms=int(reply[7]),
+            used=int(reply[5]),
+            window_count=int(reply[3]),
+            window_reset_ms=int(reply[4]),
+            epoch=str(reply[6] or ""),
+            usage_key=self.keys.usage(context.account_id, start),
+            usage_field=str(reply[10] or ""),
+        )
+        return reply, decision
 
     def _raise_for(self, status: int, decision: GateDecision) -> None:
         base = self.settings.PUBLIC_BASE_URL
+        plan = decision.context.plan
         if status == ADMIT:
             return
         if status == SUSPENDED:
@@ -185,6 +224,15 @@ class Gate:
             raise errors.FeatureNotInPlan(upgrade_url=f"{base}/v1/plans")
         if status == PAYMENT:
             raise errors.PaymentRequired(billing_portal_url=f"{base}/v1/billing/portal")
+        if status == RATE and decision.cost > plan.requests_per_minute:
+            raise errors.CostExceedsRateLimit(
+                f"This request costs {decision.cost} units but your plan allows "
+                f"{plan.requests_per_minute} per minute; split it into smaller requests.",
+                cost=decision.cost,
+                requests_per_minute=plan.requests_per_minute,
+            )
+        if status in (STALE, LATE):  # a policy is changing this very moment: nothing counted
+            raise errors.RetryShortly()
         headers = rate_limit_headers(decision, denied=status)
         if status == QUOTA:
             reset = int(decision.period_end.timestamp())
@@ -194,29 +242,31 @@ class Gate:
                 reset=reset,
                 reset_at=decision.period_end.isoformat(),
             )
-        if status == RATE:
-            raise errors.RateLimitExceeded(headers=headers, retry_after=int(headers["Retry-After"]))
-        raise RuntimeError(f"unexpected gate status {status}")
+        raise errors.RateLimitExceeded(headers=headers, retry_after=int(headers["Retry-After"]))
 
     def _degraded(
-        self, context: KeyContext, feature: str, endpoint: str, cost: int
+        self, context: KeyContext, feature: str, endpoint: str, cost: int, request_id: str
     ) -> GateDecision:
         """Redis is unreachable: refuse (closed) or serve on the cached context (open)."""
         if self.settings.RATE_LIMIT_FAILURE_MODE == "closed":
             raise errors.RateLimiterUnavailable()
-        decision = self._decision(context, endpoint, cost)
-        decision.used += cost
+        decision = self._fallback_decision(context, endpoint, cost, request_id)
         decision.degraded = True
         self._raise_for(plan_verdict(context, feature), decision)
         return decision
 
     async def refund(self, decision: GateDecision) -> None:
         """Give back the quota an admitted request took when its handler did not succeed."""
+        month_start = month_bounds(datetime.fromtimestamp(decision.now_ms / 1000, UTC))[0]
         try:
             await self.redis.run_script(
                 REFUND,
-                [decision.usage_key, self.keys.dirty],
-                [decision.epoch, decision.usage_field, decision.cost, decision.now_ms],
+                [
+                    decision.usage_key,
+                    self.keys.dirty,
+                    self.keys.top(int(month_start.timestamp())),
+                ],
+                [decision.epoch, decision.usage_field, decision.cost, decision.context.account_id],
             )
         except RedisUnavailable:
             logger.warning("refund of %s unit(s) failed: Redis unavailable", decision.cost)

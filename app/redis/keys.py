@@ -26,8 +26,28 @@ class RedisKeys:
     def window(self, account_id: str) -> str:
         return f"{self.prefix}rl:{account_id}"
 
+    def invalid_keys(self, client: str) -> str:
+        """Failed key lookups of one client address (or IPv6 /64) in the current minute."""
+        return f"{self.prefix}badkey:{client}"
+
     def usage(self, account_id: str, period_start: datetime) -> str:
-        return f"{self.prefix}u:{account_id}:{int(period_start.timestamp())}"
+        return f"{self.usage_prefix(account_id)}{int(period_start.timestamp())}"
+
+    def usage_prefix(self, account_id: str) -> str:
+        """The gate script appends the period start (epoch seconds) it picked by Redis's clock."""
+        return f"{self.prefix}u:{account_id}:"
+
+    def ids(self, account_id: str) -> str:
+        """Recently admitted request ids (and tombstones), for degraded-mode reconciliation."""
+        return f"{self.prefix}ids:{account_id}"
+
+    @property
+    def top_prefix(self) -> str:
+        """The live top-usage board of a calendar month: this plus the month start (seconds)."""
+        return f"{self.prefix}top:"
+
+    def top(self, month_start_s: int) -> str:
+        return f"{self.top_prefix}{month_start_s}"
 
     def parse_usage(self, key: str) -> tuple[str, int]:
         """(account id, period start epoch seconds) from a usage hash key."""

@@ -1,4 +1,4 @@
-"""All SQL for usage roll-ups."""
+"""All SQL for usage: roll-ups, and requests served while Redis was unreachable."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.core.db import upsert_insert
-from app.models import Account, UsageRollup
+from app.models import Account, DegradedCall, UsageRollup
 
 DEGRADED_EPOCH = "pg"
 ROLLUPS: sa.Table = cast(Any, UsageRollup).__table__
+DEGRADED: sa.Table = cast(Any, DegradedCall).__table__
 
 
 _CONFLICT = ["account_id", "period_start", "day", "endpoint", "epoch"]
@@ -29,8 +30,8 @@ async def write_snapshot(session: AsyncSession, rows: Sequence[dict[str, Any]]) 
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=_CONFLICT,
-            set_={"count": stmt.excluded["count"], "synced_at": stmt.excluded.synced_at},
-            where=table.c.synced_at <= stmt.excluded.synced_at,
+            set_={"count": stmt.excluded["count"], "seq": stmt.excluded.seq},
+            where=table.c.seq <= stmt.excluded.seq,
         ),
         list(rows),
     )
@@ -45,7 +46,7 @@ async def add_count(
     endpoint: str,
     units: int,
 ) -> None:
-    """Count units straight into Postgres (requests served while Redis was unreachable)."""
+    """Add units to the Postgres-only epoch (settled requests served while Redis was away)."""
     stmt = upsert_insert(session, ROLLUPS)
     table = ROLLUPS
     await session.execute(
@@ -56,7 +57,7 @@ async def add_count(
             endpoint=endpoint,
             epoch=DEGRADED_EPOCH,
             count=units,
-            synced_at=0,
+            seq=0,
         ).on_conflict_do_update(
             index_elements=_CONFLICT, set_={"count": table.c["count"] + stmt.excluded["count"]}
         )
@@ -64,13 +65,70 @@ async def add_count(
 
 
 async def rolled_up_total(session: AsyncSession, *, account_id: str, period_start: datetime) -> int:
-    total = await session.scalar(
-        select(sa.func.coalesce(sa.func.sum(UsageRollup.count), 0)).where(
+    """Units in Postgres for the period: rolled-up counters plus unsettled degraded calls."""
+    rolled = (
+        select(sa.func.coalesce(sa.func.sum(UsageRollup.count), 0))
+        .where(
             col(UsageRollup.account_id) == account_id,
             col(UsageRollup.period_start) == period_start,
         )
+        .scalar_subquery()
     )
-    return int(total or 0)
+    pending = (
+        select(sa.func.coalesce(sa.func.sum(DegradedCall.units), 0))
+        .where(
+            col(DegradedCall.account_id) == account_id,
+            col(DegradedCall.period_start) == period_start,
+        )
+        .scalar_subquery()
+    )
+    return int(await session.scalar(select(rolled + pending)) or 0)
+
+
+async def record_degraded(session: AsyncSession, call: DegradedCall) -> None:
+    """Keep a request served while Redis was away; the same request id is kept once."""
+    stmt = upsert_insert(session, DEGRADED)
+    values = {c.name: getattr(call, c.name) for c in DEGRADED.columns}
+    await session.execute(stmt.values(**values).on_conflict_do_nothing())
+
+
+async def pending_degraded(session: AsyncSession, *, limit: int) -> Sequence[DegradedCall]:
+    """The oldest unsettled degraded calls, locked (a concurrent run skips them)."""
+    result = await session.execute(
+        select(DegradedCall)
+        .order_by(col(DegradedCall.created_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return result.scalars().all()
+
+
+async def delete_degraded(session: AsyncSession, request_ids: Sequence[str]) -> None:
+    await session.execute(sa.delete(DEGRADED).where(DEGRADED.c.request_id.in_(request_ids)))
+
+
+async def period_degraded(
+    session: AsyncSession, *, account_id: str, period_start: datetime
+) -> Sequence[DegradedCall]:
+    result = await session.execute(
+        select(DegradedCall).where(
+            col(DegradedCall.account_id) == account_id,
+            col(DegradedCall.period_start) == period_start,
+        )
+    )
+    return result.scalars().all()
+
+
+async def accounts_by_id(
+    session: AsyncSession, account_ids: Sequence[str]
+) -> dict[str, tuple[str, str]]:
+    """(email, plan) of each account, by id."""
+    result = await session.execute(
+        select(col(Account.id), col(Account.email), col(Account.plan_code)).where(
+            col(Account.id).in_(account_ids)
+        )
+    )
+    return {a: (e, p) for a, e, p in result.all()}
 
 
 async def period_rows(

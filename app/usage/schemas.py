@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -32,6 +33,7 @@ class RollupResult(BaseModel):
     hashes: int
     rows: int
     cleared: int
+    settled: int = 0  # requests served while Redis was away, settled by request id
 
 
 class TopAccount(BaseModel):
@@ -43,4 +45,5 @@ class TopAccount(BaseModel):
 
 class TopAccounts(BaseModel):
     period_start: datetime
+    source: Literal["live", "rollup"]  # live counters, or the roll-up while Redis is away
     data: list[TopAccount]

@@ -16,18 +16,66 @@ return out
 """
 )
 
-# After the snapshot is durable in Postgres: clear each dirty mark unless it was touched since.
+# After the snapshot is durable in Postgres: clear each dirty mark whose hash did not change
+# since. Every change (an admission, a refund) bumps the hash's counter `c`, so "unchanged" is
+# "same `c`": no clock is involved. A hash that had expired (no `c`) is snapshotted as "".
+# KEYS: 1 dirty (zset); ARGV: member, c, member, c, ...
 ROLLUP_ACK = Script(
     """
 local cleared = 0
 for i = 1, #ARGV, 2 do
-  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if score and tonumber(score) <= tonumber(ARGV[i + 1]) then
+  local c = redis.call('HGET', ARGV[i], 'c') or ''
+  if c == ARGV[i + 1] then
     redis.call('ZREM', KEYS[1], ARGV[i])
     cleared = cleared + 1
   end
 end
 return cleared
+"""
+)
+
+# Settle requests served while Redis was unreachable (fail-open), by request id. For each
+# (ids set, request id): 1 if the gate script did count it (its reply was lost or late), else 0,
+# and a tombstone `x:<id>` so that a gate call still in flight can never count it afterwards.
+# KEYS: the ids sets, one per request; ARGV: 1 tombstone lifetime (ms), then the request ids.
+RESOLVE_DEGRADED = Script(
+    """
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local keep = tonumber(ARGV[1])
+local out = {}
+for i = 1, #KEYS do
+  local rid = ARGV[i + 1]
+  if redis.call('ZSCORE', KEYS[i], rid) then
+    out[i] = 1
+  else
+    redis.call('ZADD', KEYS[i], now_ms, 'x:' .. rid)
+    if redis.call('PTTL', KEYS[i]) < keep then redis.call('PEXPIRE', KEYS[i], keep) end
+    out[i] = 0
+  end
+end
+return out
+"""
+)
+
+# The live top-usage board of the current calendar month (Redis's clock), heaviest first.
+# KEYS: none; ARGV: 1 top key prefix, 2 how many. Returns {month start s, {account, units, ...}}.
+TOP_USAGE = Script(
+    """
+local t = redis.call('TIME')
+local now_s = tonumber(t[1])
+local days = math.floor(now_s / 86400)
+local z = days + 719468
+local era = math.floor(z / 146097)
+local doe = z - era * 146097
+local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+  - math.floor(doe / 146096)) / 365)
+local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+local mp = math.floor((5 * doy + 2) / 153)
+local day = doy - math.floor((153 * mp + 2) / 5) + 1
+local month_start = (days - day + 1) * 86400
+local key = ARGV[1] .. month_start
+return {month_start, redis.call('ZREVRANGE', key, 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')}
 """
 )
 

@@ -17,18 +17,29 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import Database
-from app.models import Account, Plan, utcnow
+from app.models import Account, DegradedCall, Plan, utcnow
 from app.redis.keys import RedisKeys
 from app.redis.port import RedisPort, RedisUnavailable
 from app.usage import repository as repo
-from app.usage.period import current_period
-from app.usage.schemas import DayUsage, RollupResult, UsagePublic
-from app.usage.scripts import HGETALL, ROLLUP_ACK, ROLLUP_SNAPSHOT
+from app.usage.period import current_period, month_bounds
+from app.usage.schemas import DayUsage, RollupResult, TopAccount, TopAccounts, UsagePublic
+from app.usage.scripts import (
+    HGETALL,
+    RESOLVE_DEGRADED,
+    ROLLUP_ACK,
+    ROLLUP_SNAPSHOT,
+    TOP_USAGE,
+)
 
 logger = logging.getLogger("agentmall.usage")
 
 ROLLUP_BATCH = 200
 ROLLUP_MAX_BATCHES = 50
+SETTLE_BATCH = 200
+SETTLE_MAX_BATCHES = 50
+# How long Redis remembers admitted request ids and tombstones: settle_degraded (run by the
+# roll-up cron every 10 minutes) must run within it after an outage for an exact settlement.
+REQUEST_ID_RETENTION_MS = 15 * 60 * 1000
 
 
 def _pairs(flat: list[Any]) -> dict[str, str]:
@@ -47,23 +58,65 @@ def _counters(fields: dict[str, str]) -> dict[tuple[date, str], int]:
 
 
 async def record_degraded(
-    db: Database, *, account_id: str, period_start: datetime, usage_field: str, units: int
+    db: Database,
+    *,
+    request_id: str,
+    account_id: str,
+    period_start: datetime,
+    usage_field: str,
+    units: int,
 ) -> None:
-    """A request served while Redis was away is counted straight into Postgres."""
+    """Keep a request served while Redis was away, by request id, until the roll-up settles it.
+
+    The gate call may still have run in Redis (only its answer was late): the roll-up asks Redis
+    which ids it counted, so such a request is counted once, never in both places.
+    """
     day, endpoint = usage_field.split("|", 1)
+    call = DegradedCall(
+        request_id=request_id,
+        account_id=account_id,
+        period_start=period_start,
+        day=date.fromisoformat(day),
+        endpoint=endpoint,
+        units=units,
+    )
     try:
-        # Straight from the session factory: the request may still hold a connection permit.
-        async with db.sessionmaker.begin() as session:
-            await repo.add_count(
-                session,
-                account_id=account_id,
-                period_start=period_start,
-                day=date.fromisoformat(day),
-                endpoint=endpoint,
-                units=units,
-            )
+        # Through the unit of work, so an outage never opens more than DB_MAX_CONNECTIONS.
+        async for session in db.session():
+            await repo.record_degraded(session, call)
     except Exception:  # the response is already decided; never fail it over bookkeeping
         logger.exception("could not record a degraded-mode request")
+
+
+async def settle_degraded(db: Database, redis: RedisPort, keys: RedisKeys) -> int:
+    """Settle requests served while Redis was away: drop those the gate did count in Redis, move
+    the others into the Postgres-only epoch. Returns how many were settled."""
+    settled = 0
+    for _ in range(SETTLE_MAX_BATCHES):
+        async for session in db.session():
+            calls = await repo.pending_degraded(session, limit=SETTLE_BATCH)
+            if not calls:
+                return settled
+            counted = await redis.run_script(
+                RESOLVE_DEGRADED,
+                [keys.ids(c.account_id) for c in calls],
+                [REQUEST_ID_RETENTION_MS, *(c.request_id for c in calls)],
+            )
+            for call, in_redis in zip(calls, counted, strict=True):
+                if not int(in_redis):
+                    await repo.add_count(
+                        session,
+                        account_id=call.account_id,
+                        period_start=call.period_start,
+                        day=call.day,
+                        endpoint=call.endpoint,
+                        units=call.units,
+                    )
+            await repo.delete_degraded(session, [c.request_id for c in calls])
+            settled += len(calls)
+        if len(calls) < SETTLE_BATCH:
+            break
+    return settled
 
 
 async def usage_view(
@@ -82,6 +135,8 @@ async def usage_view(
     for row in await repo.period_rows(session, account_id=account.id, period_start=start):
         if row.epoch != live_epoch:
             counts[(row.day, row.endpoint)] += row.count
+    for call in await repo.period_degraded(session, account_id=account.id, period_start=start):
+        counts[(call.day, call.endpoint)] += call.units
     for key, value in _counters(live).items():
         counts[key] += value
     used = sum(counts.values())
@@ -110,18 +165,19 @@ async def usage_view(
 
 
 async def rollup(db: Database, redis: RedisPort, keys: RedisKeys) -> RollupResult:
-    """Copy every dirty usage hash from Redis into Postgres, then clear the dirty marks."""
+    """Settle degraded-mode requests, copy every dirty usage hash from Redis into Postgres, then
+    clear the dirty marks of the hashes that did not change meanwhile."""
+    settled = await settle_degraded(db, redis, keys)
     hashes = rows_written = cleared = 0
     for _ in range(ROLLUP_MAX_BATCHES):
         snapshot = await redis.run_script(ROLLUP_SNAPSHOT, [keys.dirty], [ROLLUP_BATCH])
         if not snapshot:
             break
-        synced_at = int(utcnow().timestamp() * 1000)
         rows: list[dict[str, Any]] = []
         acks: list[Any] = []
-        for member, score, flat in snapshot:
+        for member, _score, flat in snapshot:
             fields = _pairs(flat or [])
-            acks += [member, score]
+            acks += [member, fields.get("c", "")]
             if "e" not in fields:  # expired hash: nothing left to copy
                 continue
             account_id, period = keys.parse_usage(str(member))
@@ -135,7 +191,7 @@ async def rollup(db: Database, redis: RedisPort, keys: RedisKeys) -> RollupResul
                         "endpoint": endpoint,
                         "epoch": fields["e"],
                         "count": value,
-                        "synced_at": synced_at,
+                        "seq": int(fields.get("c", 0)),
                     }
                 )
         async for session in db.session():
@@ -145,4 +201,29 @@ async def rollup(db: Database, redis: RedisPort, keys: RedisKeys) -> RollupResul
         rows_written += len(rows)
         if len(snapshot) < ROLLUP_BATCH:
             break
-    return RollupResult(job="rollup-usage", hashes=hashes, rows=rows_written, cleared=cleared)
+    return RollupResult(
+        job="rollup-usage", hashes=hashes, rows=rows_written, cleared=cleared, settled=settled
+    )
+
+
+async def live_top(
+    session: AsyncSession, redis: RedisPort, keys: RedisKeys, *, limit: int
+) -> TopAccounts:
+    """The heaviest accounts this calendar month, from the gate's live counters (abuse watch);
+    from the rolled-up table (up to one roll-up interval behind) while Redis is unreachable."""
+    try:
+        month_start, flat = await redis.run_script(TOP_USAGE, [], [keys.top_prefix, limit])
+    except RedisUnavailable:
+        since, _ = month_bounds(utcnow())
+        rows = await repo.top_accounts(session, since=since, limit=limit)
+        data = [TopAccount(account_id=a, email=e, plan=p, used=u) for a, e, p, u in rows]
+        return TopAccounts(period_start=since, source="rollup", data=data)
+    ranked = [(str(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat) - 1, 2)]
+    known = await repo.accounts_by_id(session, [a for a, _ in ranked])
+    data = [
+        TopAccount(account_id=a, email=known[a][0], plan=known[a][1], used=used)
+        for a, used in ranked
+        if a in known and used > 0
+    ]
+    start = datetime.fromtimestamp(int(month_start), UTC)
+    return TopAccounts(period_start=start, source="live", data=data)

@@ -77,10 +77,12 @@ async def test_open_mode_serves_degraded_and_still_meters(
     assert elapsed < 1.5
     conn = await asyncpg.connect(database_url())
     rows = await conn.fetch(
-        "SELECT endpoint, epoch, count FROM usage_rollups WHERE account_id = $1", account_id
+        "SELECT endpoint, units FROM degraded_calls WHERE account_id = $1", account_id
     )
     await conn.close()
-    assert [tuple(r) for r in rows] == [("products.get", "pg", 1)]  # nothing billed is lost
+    assert [tuple(r) for r in rows] == [("products.get", 1)]  # nothing billed is lost
+    usage = (await client.get("/v1/usage", headers=key_headers(key))).json()
+    assert usage["used"] == 1 and usage["by_endpoint"] == {"products.get": 1}
 
 
 async def test_open_mode_still_refuses_suspended_keys(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import secrets
 import uuid
 from typing import Any
 
@@ -12,11 +14,19 @@ from tests.conftest import ADMIN_KEY
 ADMIN = {"X-API-Key": ADMIN_KEY}
 
 
+def random_client_ip() -> str:
+    """A random address in 100.64.0.0/10 (shared address space), never a trusted test proxy."""
+    return str(ipaddress.IPv4Address((100 << 24 | 64 << 16) + secrets.randbelow(1 << 22)))
+
+
 async def make_account(client: AsyncClient, *, plan: str | None = None) -> tuple[str, str]:
-    """Sign up a fresh account (optionally moved to `plan`); returns (account id, API key)."""
+    """Sign up a fresh account (optionally moved to `plan`); returns (account id, API key).
+
+    Each sign-up comes from its own address, as forwarded by the test peer, which the test
+    settings trust as a proxy (`TRUSTED_PROXIES`), so tests never hit the per-address limit."""
     email = f"dev-{uuid.uuid4().hex[:10]}@example.com"
     response = await client.post(
-        "/v1/signup", json={"email": email}, headers={"X-Forwarded-For": uuid.uuid4().hex}
+        "/v1/signup", json={"email": email}, headers={"X-Forwarded-For": random_client_ip()}
     )
     assert response.status_code == 201, response.text
     body = response.json()

@@ -6,6 +6,11 @@ from typing import Any
 
 from app.core.config import Settings
 
+# The peers test clients use (httpx's ASGITransport: 127.0.0.1 unless told, conftest: 203.0.113.7)
+# act as trusted proxies, so a test can say which client address a request comes from with
+# X-Forwarded-For (see `make_account`).
+TEST_PROXIES = "203.0.113.0/24,127.0.0.1"
+
 
 def local_settings(
     backend: str,
@@ -30,6 +35,7 @@ def local_settings(
         "UPSTASH_REDIS_REST_URL": None,
         "UPSTASH_REDIS_REST_TOKEN": None,
         "REDIS_URL": None,
+        "TRUSTED_PROXIES": TEST_PROXIES,
     }
     if backend == "redis":
         values["REDIS_URL"] = redis_url

@@ -23,8 +23,11 @@ tell a status reply from a bulk string; both are sent the same way, which the SD
 either (it decodes a plain "OK" as "OK").
 
 `delay_seconds` sleeps before a request is executed, to simulate a hanging Upstash. If the client
-gives up (disconnects) during the delay, the request is dropped without touching Redis; `stop()`
-answers requests still sleeping with a 503 so shutdown is not held up.
+gives up (disconnects) during the delay, the request is dropped without touching Redis, unless
+`execute_after_disconnect` is set (a request stuck in the network that still reaches Redis after
+its client gave up); `stop()` answers requests still sleeping with a 503 so shutdown is not held
+up. `reply_delay_seconds` executes at once and sleeps before answering: the command ran, only its
+answer is late.
 
 Use `start()`/`stop()` (or `with UpstashBridge() as bridge:` and `bridge.url`) for a real uvicorn
 server in a background thread; `app` is also a plain ASGI app (call `aclose()` on that loop after).
@@ -121,10 +124,14 @@ class UpstashBridge:
         token: str = "test-token",
         *,
         delay_seconds: float = 0.0,
+        execute_after_disconnect: bool = False,
+        reply_delay_seconds: float = 0.0,
     ) -> None:
         self.redis_url = redis_url
         self.token = token
         self.delay_seconds = delay_seconds
+        self.execute_after_disconnect = execute_after_disconnect
+        self.reply_delay_seconds = reply_delay_seconds
         self.http_requests = 0  # HTTP requests received (including rejected ones)
         self.commands = 0  # Redis commands executed (MULTI/EXEC wrappers not counted)
         # One pool per event loop: the uvicorn thread's, or a test's loop via httpx.ASGITransport.
@@ -265,6 +272,10 @@ class UpstashBridge:
 
         if self.delay_seconds > 0:
             outcome = await self._hang(receive, self.delay_seconds)
+            if outcome == "disconnected" and self.execute_after_disconnect:
+                await asyncio.sleep(self.delay_seconds)  # still on its way to Redis
+                await self._run(commands)
+                return
             if outcome == "disconnected":
                 return  # the client gave up: like a request lost in a hanging server
             if outcome == "stopping":
@@ -273,6 +284,8 @@ class UpstashBridge:
 
         if path == "":
             entry = _entry((await self._run(commands))[0], b64)
+            if self.reply_delay_seconds > 0:
+                await asyncio.sleep(self.reply_delay_seconds)  # ran in Redis; the answer is late
             await _respond(send, 400 if "error" in entry else 200, entry)
         elif path == "/pipeline":
             await _respond(send, 200, [_entry(r, b64) for r in await self._run(commands)])
