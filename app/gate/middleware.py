@@ -1,17 +1,25 @@
 """The middleware that finishes each metered request.
 
 The gate dependency (`app.deps.gate`) admits (and counts) the request before the handler runs.
-This middleware sees the
-final status: it stamps the rate-limit headers on the response, gives the quota back when the
-handler did not succeed (only 2xx count), and, when the request was served while Redis was away
-(fail-open), counts it straight into Postgres so no billed call is lost.
+This middleware sees the final status: it stamps the rate-limit headers on the response, gives the
+quota back when the handler did not succeed (only 2xx count), and, when the request was served
+while Redis was away (fail-open), keeps it in Postgres by request id so no billed call is lost.
+The first request after such an outage that reaches Redis again starts settling those calls in
+the background (the roll-up cron settles whatever is left).
 """
+
+import asyncio
+import logging
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.gate.decision import GateDecision
 from app.gate.headers import rate_limit_headers
 from app.usage import service as usage_service
+
+logger = logging.getLogger("agentmall.gate")
+_background: set[asyncio.Task[Any]] = set()  # strong references until the tasks finish
 
 
 class MeteringMiddleware:
@@ -64,7 +72,20 @@ async def _settle(scope: Scope, decision: GateDecision, *, ok: bool) -> None:
                 usage_field=decision.usage_field,
                 units=decision.cost,
             )
+            services.gate.unsettled = True
         return
+    if services.gate.unsettled:  # Redis answers again: settle what was served without it
+        services.gate.unsettled = False
+        task = asyncio.ensure_future(_settle_degraded(services))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
     if not ok:
         await services.gate.refund(decision)
         decision.used -= decision.cost
+
+
+async def _settle_degraded(services: Any) -> None:
+    try:
+        await usage_service.settle_degraded(services.db, services.redis, services.keys)
+    except Exception:  # the cron settles whatever this could not
+        logger.warning("settling degraded-mode calls failed; the roll-up cron will retry")
