@@ -72,14 +72,15 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 async def require_admin(
     request: Request, services: ServicesDep, session: SessionDep, x_api_key: ApiKeyHeader = None
 ) -> str:
-    """The founder: `X-API-Key: $ADMIN_API_KEY` (constant-time compare) or an admin account;
-    wrong guesses spend the address's allowance of failed key lookups like unknown keys."""
+    """The founder (`X-API-Key: $ADMIN_API_KEY`) or an admin account; guesses are limited."""
     if not x_api_key:
         raise errors.MissingApiKey()
     admin_key = services.settings.ADMIN_API_KEY
     client_ip = services.client_ip.of(request)
     resolver = services.gate.resolver
-    if admin_key and await resolver.matches_secret(x_api_key, admin_key, client_ip):
+    if admin_key and await resolver.matches_secret(
+        x_api_key, admin_key.get_secret_value(), client_ip
+    ):
         return "admin-key"
     principal = await get_principal(request, services, session, x_api_key)
     if principal.account.role != "admin":

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Domain separation: a cursor key derived from another secret is useless for anything else.
@@ -66,13 +66,15 @@ class Settings(BaseSettings):
         env_file=".env", extra="ignore", case_sensitive=True, env_ignore_empty=True
     )
 
-    DATABASE_URL: str = Field(default_factory=default_database_url)
+    # Secrets are `SecretStr` (never in a repr, a log line or a traceback); the two URLs may carry
+    # passwords, so they are kept out of the repr too.
+    DATABASE_URL: str = Field(default_factory=default_database_url, repr=False)
     UPSTASH_REDIS_REST_URL: str | None = None
-    UPSTASH_REDIS_REST_TOKEN: str | None = None
-    REDIS_URL: str | None = None
-    ADMIN_API_KEY: str | None = None
-    CRON_SECRET: str | None = None
-    CURSOR_SECRET: str | None = None
+    UPSTASH_REDIS_REST_TOKEN: SecretStr | None = None
+    REDIS_URL: str | None = Field(default=None, repr=False)
+    ADMIN_API_KEY: SecretStr | None = None
+    CRON_SECRET: SecretStr | None = None
+    CURSOR_SECRET: SecretStr | None = None
     PUBLIC_BASE_URL: str = "http://localhost:8000"
     RATE_LIMIT_FAILURE_MODE: Literal["open", "closed"] = "open"
 
@@ -144,9 +146,13 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http(s) URL such as https://api.example.com")
         return value.strip().rstrip("/")
 
-    @field_validator("ADMIN_API_KEY", "CRON_SECRET", "CURSOR_SECRET", "UPSTASH_REDIS_REST_TOKEN")
+    @field_validator(
+        "ADMIN_API_KEY", "CRON_SECRET", "CURSOR_SECRET", "UPSTASH_REDIS_REST_TOKEN", mode="before"
+    )
     @classmethod
-    def _secret(cls, value: str | None) -> str | None:
+    def _secret(cls, value: str | SecretStr | None) -> str | None:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
         if value is None or value == "":
             return None
         if value.strip().lower() in PLACEHOLDERS:
@@ -179,9 +185,10 @@ class Settings(BaseSettings):
             or self.CRON_SECRET
             or self.UPSTASH_REDIS_REST_TOKEN
         )
-        if not secret:
+        if secret is None:
             return _PROCESS_CURSOR_KEY
-        return hmac.new(secret.encode(), CURSOR_KEY_CONTEXT, hashlib.sha256).digest()
+        key = secret.get_secret_value().encode()
+        return hmac.new(key, CURSOR_KEY_CONTEXT, hashlib.sha256).digest()
 
     @property
     def is_production(self) -> bool:

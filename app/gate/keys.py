@@ -175,9 +175,8 @@ class KeyResolver:
         return row
 
     async def matches_secret(self, raw_key: str, secret: str, client_ip: str) -> bool:
-        """Constant-time compare with a shared secret (the admin key), guessed within the
-        allowance like any key: a value shaped like an API key is limited by `principal`."""
-        if looks_like_key(raw_key):
+        """Constant-time compare with the admin key; a wrong guess spends the allowance (429)."""
+        if looks_like_key(raw_key):  # a wrong key-shaped value is limited by `principal` next
             return hmac.compare_digest(raw_key.encode(), secret.encode())
         await self.limiter.take(client_ip)
         if not hmac.compare_digest(raw_key.encode(), secret.encode()):

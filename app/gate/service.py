@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts import repository as accounts_repo
 from app.accounts.context import KeyContext
 from app.accounts.versions import PolicyVersions
 from app.core.config import Settings
@@ -74,6 +73,7 @@ class Gate:
             cache = KeyCache(settings.KEY_CACHE_TTL_SECONDS)
             resolver = KeyResolver(settings, redis, keys, cache)
         self.resolver = resolver
+        self.unsettled = False  # this instance served calls while Redis was away, not settled
         self.cache = resolver.cache  # what `_fresh` updates, and what tests clear
 
     async def check(
@@ -104,8 +104,7 @@ class Gate:
 
     async def _fresh(self, session: AsyncSession, key_hash: str) -> KeyContext:
         """The key as Postgres has it now (never a load that started before the caller asked)."""
-        context = await accounts_repo.load_key_context(session, key_hash=key_hash, now=utcnow())
-        self.cache.put(key_hash, context)
+        context = await self.resolver.reload(session, key_hash)
         if context is None or context.key_status == "revoked":
             raise errors.InvalidApiKey()
         return context

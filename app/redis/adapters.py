@@ -77,7 +77,7 @@ def build_redis(settings: Settings) -> RedisPort:
     timeout_ms = settings.REDIS_TIMEOUT_MS
     url, token = settings.UPSTASH_REDIS_REST_URL, settings.UPSTASH_REDIS_REST_TOKEN
     if url and token:
-        return UpstashPort(url, token, timeout_ms=timeout_ms)
+        return UpstashPort(url, token.get_secret_value(), timeout_ms=timeout_ms)
     if settings.REDIS_URL:
         import redis.asyncio as aioredis
         from redis.asyncio.retry import Retry

@@ -38,8 +38,10 @@ def require_cron(
 ) -> None:
     """Vercel Cron sends `Authorization: Bearer $CRON_SECRET`; anything else is a 401."""
     secret = settings.CRON_SECRET
-    expected = f"Bearer {secret}".encode()
-    if not secret or not authorization or not hmac.compare_digest(authorization.encode(), expected):
+    if secret is None or not authorization:
+        raise CronUnauthorized()
+    expected = f"Bearer {secret.get_secret_value()}".encode()
+    if not hmac.compare_digest(authorization.encode(), expected):
         raise CronUnauthorized()
 
 

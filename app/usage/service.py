@@ -102,7 +102,13 @@ async def settle_degraded(db: Database, redis: RedisPort, keys: RedisKeys) -> in
                 [keys.ids(c.account_id) for c in calls],
                 [REQUEST_ID_RETENTION_MS, *(c.request_id for c in calls)],
             )
+            horizon = utcnow() - timedelta(milliseconds=REQUEST_ID_RETENTION_MS)
             for call, in_redis in zip(calls, counted, strict=True):
+                if not int(in_redis) and call.created_at < horizon:
+                    logger.warning(
+                        "degraded call %s settled after Redis forgot its ids: kept in Postgres",
+                        call.request_id,
+                    )
                 if not int(in_redis):
                     await repo.add_count(
                         session,

@@ -92,3 +92,26 @@ def test_env_example_documents_every_setting() -> None:
             line for line in block.splitlines() if line.startswith("# ") and "=" not in line
         ]
         assert comments, f"{name} has no comment in .env.example"
+
+
+def test_secrets_never_appear_in_the_settings_repr() -> None:
+    secrets = {
+        "ADMIN_API_KEY": "admin-secret-value-0123456789",
+        "CRON_SECRET": "cron-secret-value-0123456789",
+        "CURSOR_SECRET": "cursor-secret-value-0123456789",
+        "UPSTASH_REDIS_REST_TOKEN": "upstash-token-value-0123456789",
+    }
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        UPSTASH_REDIS_REST_URL="https://x.upstash.io",
+        DATABASE_URL="postgresql://app:db-password-0123@db.example.com/app",
+        REDIS_URL="redis://:redis-password-0123@cache.example.com:6379/0",
+        **secrets,
+    )
+    shown = repr(settings) + str(settings) + repr(settings.model_dump())
+    for value in secrets.values():
+        assert value not in shown
+    assert "db-password-0123" not in repr(settings)
+    assert "redis-password-0123" not in repr(settings)
+    assert settings.ADMIN_API_KEY is not None
+    assert settings.ADMIN_API_KEY.get_secret_value() == secrets["ADMIN_API_KEY"]

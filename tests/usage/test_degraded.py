@@ -180,7 +180,7 @@ async def test_the_instance_settles_its_degraded_calls_once_redis_answers(
     await asyncio.sleep(1.1)  # past the port's short-circuit after a failure
     status, headers = await _get(app, f"/v1/products/{sku}", key)
     assert status == 200 and "x-ratelimit-degraded" not in headers
-    for _ in range(50):  # settled in the background, without waiting for the cron
+    for _ in range(200):  # settled in the background, without waiting for the cron
         if (await _pg(account_id))[1] == 0:
             break
         await asyncio.sleep(0.05)

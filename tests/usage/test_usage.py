@@ -75,7 +75,7 @@ async def test_a_lost_redis_loses_only_the_unrolled_interval(
     await client.put(
         "/v1/admin/plans/free",
         json={"included_calls": 10},
-        headers={"X-API-Key": app.state.services.settings.ADMIN_API_KEY},
+        headers={"X-API-Key": app.state.services.settings.ADMIN_API_KEY.get_secret_value()},
     )
     account_id, key = await make_account(client)
     for _ in range(6):
