@@ -31,14 +31,7 @@ async def load_key_context(
     session: AsyncSession, *, key_hash: str, now: datetime
 ) -> KeyContext | None:
     """Resolve a key hash to everything the gate needs (two queries; cached by the caller)."""
-    row = (
-        await session.execute(
-            select(ApiKey, Account, Plan)
-            .join(Account, col(Account.id) == col(ApiKey.account_id))
-            .join(Plan, col(Plan.code) == col(Account.plan_code))
-            .where(col(ApiKey.key_hash) == key_hash)
-        )
-    ).first()
+    row = await load_principal(session, key_hash)
     if row is None:
         return None
     key, account, plan = row

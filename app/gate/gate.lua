@@ -9,7 +9,8 @@
 --   4. a request id already settled by the degraded-mode reconciliation (LATE: never count it);
 --   5. the monthly quota (hard plans only: soft plans are served and billed as overage);
 --   6. the per-minute window: one hash field per second of Redis time, the current second and the
---      60 before it (at most 62 fields per account, whatever the plan's limit).
+--      60 before it, plus its total `n` and oldest second `o` (at most 63 fields per account,
+--      whatever the plan's limit).
 -- Then it records the request: window bucket, period total `n`, per-day|endpoint counter, the
 -- hash's change counter `c` (the roll-up acknowledges a snapshot only if `c` did not move), the
 -- dirty mark, the live top-usage board, and the request id (for degraded-mode reconciliation).
@@ -17,6 +18,8 @@
 -- The usage hash, top board and id set are named from Redis's clock, so they are built here from
 -- the prefixes in ARGV rather than passed in KEYS. That is fine on a single Redis and on Upstash
 -- (scripts without `allow-key-locking` run under its global lock); Redis Cluster would need tags.
+--
+-- `civil` and `days_from_civil` come from app/usage/calendar.lua, prepended when it is loaded.
 --
 -- KEYS: 1 account version, 2 plan version, 3 minute window (hash), 4 dirty (zset), 5 ids (zset)
 -- ARGV: 1 account version, 2 plan version, 3 verdict (a status code; 0 = admit), 4 per-minute limit,
@@ -39,30 +42,6 @@ local t = redis.call('TIME')
 local now_s = tonumber(t[1])
 local now_ms = now_s * 1000 + math.floor(tonumber(t[2]) / 1000)
 
--- Civil dates from days since 1970-01-01 and back (H. Hinnant's algorithms), all in UTC.
-local function civil(days)
-  local z = days + 719468
-  local era = math.floor(z / 146097)
-  local doe = z - era * 146097
-  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
-    - math.floor(doe / 146096)) / 365)
-  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-  local mp = math.floor((5 * doy + 2) / 153)
-  local d = doy - math.floor((153 * mp + 2) / 5) + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  local y = yoe + era * 400
-  if m <= 2 then y = y + 1 end
-  return y, m, d
-end
-local function days_from_civil(y, m, d)
-  if m <= 2 then y = y - 1 end
-  local era = math.floor(y / 400)
-  local yoe = y - era * 400
-  local mp = m > 2 and m - 3 or m + 9
-  local doy = math.floor((153 * mp + 2) / 5) + d - 1
-  return era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy - 719468
-end
-
 local today = math.floor(now_s / 86400)
 local y, m, d = civil(today)
 local start_s, end_s
@@ -78,19 +57,38 @@ local field = string.format('%04d-%02d-%02d|%s', y, m, d, ARGV[8])
 local usage_key = ARGV[14] .. start_s
 local rid = ARGV[17]
 
--- the minute window: buckets older than the window go, the rest are summed
+-- the minute window: `n` (units in it) and `o` (its oldest second) answer most calls; the
+-- per-second fields are read only when a second has left the window (to trim) or on a denial
 local rpm = tonumber(ARGV[4])
 local cost = tonumber(ARGV[7])
 local oldest = now_s - WINDOW_S
-local count, first = 0, nil
-local buckets = redis.call('HGETALL', KEYS[3])
-for i = 1, #buckets, 2 do
-  local sec = tonumber(buckets[i])
-  if sec < oldest then
-    redis.call('HDEL', KEYS[3], buckets[i])
-  else
-    count = count + tonumber(buckets[i + 1])
+local w = redis.call('HMGET', KEYS[3], 'n', 'o')
+local count, first = tonumber(w[1] or '0'), tonumber(w[2] or '0')  -- first 0: empty
+
+local function seconds()  -- {sec, ...} ascending and {sec = units} of the live buckets
+  local secs, units = {}, {}
+  local all = redis.call('HGETALL', KEYS[3])
+  for i = 1, #all, 2 do
+    if all[i] ~= 'n' and all[i] ~= 'o' then
+      local sec = tonumber(all[i])
+      if sec < oldest then
+        redis.call('HDEL', KEYS[3], all[i])
+      else
+        secs[#secs + 1] = sec
+        units[sec] = tonumber(all[i + 1])
+      end
+    end
   end
+  table.sort(secs)
+  return secs, units
+end
+
+if first ~= 0 and first < oldest then
+  local secs, units = seconds()
+  count, first = 0, secs[1] or 0
+  for _, sec in ipairs(secs) do count = count + units[sec] end
+  if first == 0 then redis.call('DEL', KEYS[3])
+  else redis.call('HSET', KEYS[3], 'n', count, 'o', first) end
 end
 
 local used = redis.call('HGET', usage_key, 'n')
@@ -107,21 +105,17 @@ local function reply(status, reset_ms)
   return {status, av, pv, count, reset_ms, used, epoch, now_ms, start_s, end_s, field}
 end
 
--- when the window next has room for `extra` more units (ms epoch): walk the buckets oldest first
+-- when the window next has room for `extra` more units (ms epoch): the oldest buckets leave first
 local function reset_at(extra)
   local need = count + extra - rpm
-  if need <= 0 then
-    need = 1
+  if first == 0 then return (now_s + WINDOW_S + 1) * 1000 end
+  if need <= 1 then  -- the oldest bucket leaving is enough (every bucket holds at least one unit)
+    return (first + WINDOW_S + 1) * 1000
   end
-  local secs = {}
-  for i = 1, #buckets, 2 do
-    local sec = tonumber(buckets[i])
-    if sec >= oldest then secs[#secs + 1] = sec end
-  end
-  table.sort(secs)
+  local secs, units = seconds()
   local freed = 0
   for _, sec in ipairs(secs) do
-    freed = freed + tonumber(redis.call('HGET', KEYS[3], tostring(sec)) or '0')
+    freed = freed + units[sec]
     if freed >= need then return (sec + WINDOW_S + 1) * 1000 end
   end
   return (now_s + WINDOW_S + 1) * 1000
@@ -142,6 +136,11 @@ if count + cost > rpm then
 end
 
 redis.call('HINCRBY', KEYS[3], tostring(now_s), cost)
+redis.call('HINCRBY', KEYS[3], 'n', cost)
+if first == 0 then
+  first = now_s
+  redis.call('HSET', KEYS[3], 'o', first)
+end
 redis.call('EXPIRE', KEYS[3], WINDOW_S + 2)
 if redis.call('HSETNX', usage_key, 'e', epoch) == 1 then
   redis.call('HSET', usage_key, 'n', used)
@@ -151,8 +150,7 @@ redis.call('HINCRBY', usage_key, field, cost)
 redis.call('HINCRBY', usage_key, 'c', 1)
 redis.call('EXPIRE', usage_key, end_s - now_s + tonumber(ARGV[16]))
 redis.call('ZADD', KEYS[4], now_ms, usage_key)
-local month_start = days_from_civil(y, m, 1) * 86400
-local top_key = ARGV[15] .. month_start
+local top_key = ARGV[15] .. month_start(now_s)
 redis.call('ZINCRBY', top_key, cost, ARGV[19])
 redis.call('EXPIRE', top_key, 40 * 86400)
 local keep_ms = tonumber(ARGV[18])

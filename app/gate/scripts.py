@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.redis.port import Script
+from app.usage.period import CALENDAR_LUA
 
 # What the gate script answers first (the same numbers are named at the top of gate.lua).
 # LATE: the request id was already settled in Postgres by the degraded-mode reconciliation.
 ADMIT, STALE, SUSPENDED, FEATURE, PAYMENT, QUOTA, RATE, LATE = range(8)
 
 # The gate: freshness + period + verdict + quota + minute window + usage counters, atomically.
-GATE = Script((Path(__file__).with_name("gate.lua")).read_text())
+GATE = Script(CALENDAR_LUA + (Path(__file__).with_name("gate.lua")).read_text())
 
 # Give back what an admitted request counted when its handler did not succeed (only 2xx count).
 # The per-minute window keeps the request: it did load the service. Bumping the change counter

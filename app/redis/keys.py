@@ -24,7 +24,8 @@ class RedisKeys:
         return f"{self.prefix}v:p:{plan_code}"
 
     def window(self, account_id: str) -> str:
-        return f"{self.prefix}rl:{account_id}"
+        """Per-second buckets of the minute window (a hash; `rl:` held the older sorted set)."""
+        return f"{self.prefix}w:{account_id}"
 
     def invalid_keys(self, client: str) -> str:
         """Failed key lookups of one client address (or IPv6 /64) in the current minute."""

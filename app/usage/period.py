@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+
+# The same calendar in Lua, for the scripts that choose periods by Redis's clock.
+CALENDAR_LUA = (Path(__file__).with_name("calendar.lua")).read_text()
 
 
 def month_bounds(now: datetime) -> tuple[datetime, datetime]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.redis.port import Script
+from app.usage.period import CALENDAR_LUA
 
 # Snapshot up to ARGV[1] dirty usage hashes: {member, score, {field, value, ...}} each.
 ROLLUP_SNAPSHOT = Script(
@@ -61,21 +62,11 @@ return out
 # The live top-usage board of the current calendar month (Redis's clock), heaviest first.
 # KEYS: none; ARGV: 1 top key prefix, 2 how many. Returns {month start s, {account, units, ...}}.
 TOP_USAGE = Script(
-    """
-local t = redis.call('TIME')
-local now_s = tonumber(t[1])
-local days = math.floor(now_s / 86400)
-local z = days + 719468
-local era = math.floor(z / 146097)
-local doe = z - era * 146097
-local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
-  - math.floor(doe / 146096)) / 365)
-local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-local mp = math.floor((5 * doy + 2) / 153)
-local day = doy - math.floor((153 * mp + 2) / 5) + 1
-local month_start = (days - day + 1) * 86400
-local key = ARGV[1] .. month_start
-return {month_start, redis.call('ZREVRANGE', key, 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')}
+    CALENDAR_LUA
+    + """
+local start = month_start(tonumber(redis.call('TIME')[1]))
+local top = redis.call('ZREVRANGE', ARGV[1] .. start, 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
+return {start, top}
 """
 )
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import Database
+from app.core.errors import AppError
 from app.models import Account, DegradedCall, Plan, utcnow
 from app.redis.keys import RedisKeys
 from app.redis.port import RedisPort, RedisUnavailable
@@ -170,9 +171,22 @@ async def usage_view(
     )
 
 
+class UsageStoreUnavailable(AppError):
+    status_code = 503
+    code = "redis_unavailable"
+    default_message = "Redis is unreachable; the roll-up changed nothing and will run again."
+
+
 async def rollup(db: Database, redis: RedisPort, keys: RedisKeys) -> RollupResult:
     """Settle degraded-mode requests, copy every dirty usage hash from Redis into Postgres, then
     clear the dirty marks of the hashes that did not change meanwhile."""
+    try:
+        return await _rollup(db, redis, keys)
+    except RedisUnavailable as exc:  # nothing half-done: every step is safe to run again
+        raise UsageStoreUnavailable() from exc
+
+
+async def _rollup(db: Database, redis: RedisPort, keys: RedisKeys) -> RollupResult:
     settled = await settle_degraded(db, redis, keys)
     hashes = rows_written = cleared = 0
     for _ in range(ROLLUP_MAX_BATCHES):

@@ -20,6 +20,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("usage_rollups", schema=None) as batch_op:
         batch_op.alter_column("synced_at", new_column_name="seq")
+    # The old values were snapshot times in epoch ms; change counters start small. Zero lets the
+    # next snapshot of each hash (absolute counts, the newest there are) overwrite the row.
+    op.execute("UPDATE usage_rollups SET seq = 0")
     op.create_table(
         "degraded_calls",
         sa.Column("request_id", sa.String(length=32), nullable=False),

@@ -134,3 +134,49 @@ async def test_top_usage_is_live(app: FastAPI, client: AsyncClient) -> None:
     assert body["period_start"].endswith("-01T00:00:00Z")
     limited = (await client.get("/v1/admin/usage/top?limit=1", headers=ADMIN)).json()
     assert [a["account_id"] for a in limited["data"]] == [heavy_id]
+
+
+async def test_the_minute_window_stays_small_at_any_limit(
+    client: AsyncClient, raw_redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    """One field per second of Redis time, not one entry per call: at most 63 whatever the rpm."""
+    skus = await make_products(client, 100)
+    account_id, key = await make_account(client, plan="enterprise")
+    for _ in range(30):  # 30 bulk calls of cost 10: 300 units inside one minute
+        response = await client.post(
+            "/v1/products/bulk", json={"skus": skus}, headers=key_headers(key)
+        )
+        assert response.status_code == 200
+    window = f"{redis_prefix}w:{account_id}"
+    assert await raw_redis.type(window) == "hash"
+    assert 3 <= await raw_redis.hlen(window) <= 63
+    buckets = await raw_redis.hgetall(window)
+    assert int(buckets.pop("n")) == 300 and int(buckets.pop("o")) <= min(map(int, buckets))
+    assert sum(int(v) for v in buckets.values()) == 300
+    assert response.headers["x-ratelimit-remaining"] == str(1200 - 300)
+
+
+async def test_seconds_that_left_the_window_are_trimmed(
+    client: AsyncClient, raw_redis: aioredis.Redis, redis_prefix: str
+) -> None:
+    from tests.support.factories import set_plan
+
+    await set_plan(client, "free", requests_per_minute=3)
+    account_id, key = await make_account(client)
+    now = int((await raw_redis.time())[0])
+    window = f"{redis_prefix}w:{account_id}"
+    # 5 units 100 s ago (gone), 1 unit 10 s ago (still in the window)
+    await raw_redis.hset(
+        window, mapping={str(now - 100): 5, str(now - 10): 1, "n": 6, "o": now - 100}
+    )
+    response = await client.get("/v1/products", headers=key_headers(key))
+    assert response.status_code == 200
+    assert response.headers["x-ratelimit-remaining"] == "1"
+    assert int(response.headers["x-ratelimit-reset"]) == now - 10 + 61
+    buckets = await raw_redis.hgetall(window)
+    assert str(now - 100) not in buckets and buckets["n"] == "2"
+    assert buckets["o"] == str(now - 10)
+    assert (await client.get("/v1/products", headers=key_headers(key))).status_code == 200
+    denied = await client.get("/v1/products", headers=key_headers(key))
+    assert denied.status_code == 429
+    assert int(denied.headers["retry-after"]) <= 61 - 10 + 1

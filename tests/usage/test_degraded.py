@@ -187,3 +187,19 @@ async def test_the_instance_settles_its_degraded_calls_once_redis_answers(
     assert await _pg(account_id) == (0, 0)  # the late call was counted in Redis: no copy kept
     await client.get("/v1/internal/cron/rollup-usage", headers=CRON)
     assert await _pg(account_id) == (3, 0)
+
+
+async def test_the_rollup_with_redis_away_is_a_clear_503_and_changes_nothing(
+    client: AsyncClient, redis_prefix: str
+) -> None:
+    (sku,) = await make_products(client, 1)
+    account_id, key = await make_account(client)
+    app = create_app(make_settings("redis", redis_prefix, REDIS_URL="redis://127.0.0.1:1/0"))
+    async with AsyncClient(transport=ASGITransport(app), base_url="http://down") as down:
+        assert (await down.get(f"/v1/products/{sku}", headers=key_headers(key))).status_code == 200
+        response = await down.get("/v1/internal/cron/rollup-usage", headers=CRON)
+    await app.state.services.close()
+    assert response.status_code == 503 and response.json()["error"] == "redis_unavailable"
+    assert await _pg(account_id) == (0, 1)  # still pending, settled by a later run
+    await client.get("/v1/internal/cron/rollup-usage", headers=CRON)
+    assert await _pg(account_id) == (1, 0)
