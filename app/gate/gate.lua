@@ -32,8 +32,8 @@
 local ADMIT, STALE, SUSPENDED, FEATURE, PAYMENT, QUOTA, RATE, LATE = 0, 1, 2, 3, 4, 5, 6, 7
 local WINDOW_S = 60
 
-local av = tonumber(redis.call('GET', KEYS[1]) or '0')
-local pv = tonumber(redis.call('GET', KEYS[2]) or '0')
+local versions = redis.call('MGET', KEYS[1], KEYS[2])
+local av, pv = tonumber(versions[1] or '0'), tonumber(versions[2] or '0')
 if av > tonumber(ARGV[1]) or pv > tonumber(ARGV[2]) then
   return {STALE, av, pv, 0, 0, 0, '', 0, 0, 0, ''}
 end
@@ -91,14 +91,15 @@ if first ~= 0 and first < oldest then
   else redis.call('HSET', KEYS[3], 'n', count, 'o', first) end
 end
 
-local used = redis.call('HGET', usage_key, 'n')
-local epoch
-if used then
-  used = tonumber(used)
-  epoch = redis.call('HGET', usage_key, 'e') or ''
-else
+local usage = redis.call('HMGET', usage_key, 'n', 'e')
+local fresh = not usage[1]  -- no counter for this period yet (new period, or Redis lost it)
+local used, epoch
+if fresh then
   used = tonumber(ARGV[10]) == start_s and tonumber(ARGV[9]) or 0
   epoch = ARGV[13]
+else
+  used = tonumber(usage[1])
+  epoch = usage[2] or ''
 end
 
 local function reply(status, reset_ms)
@@ -142,17 +143,19 @@ if first == 0 then
   redis.call('HSET', KEYS[3], 'o', first)
 end
 redis.call('EXPIRE', KEYS[3], WINDOW_S + 2)
-if redis.call('HSETNX', usage_key, 'e', epoch) == 1 then
-  redis.call('HSET', usage_key, 'n', used)
+if fresh then
+  redis.call('HSET', usage_key, 'e', epoch, 'n', used + cost, field, cost, 'c', 1)
+  redis.call('EXPIREAT', usage_key, end_s + tonumber(ARGV[16]))
+else
+  redis.call('HINCRBY', usage_key, 'n', cost)
+  redis.call('HINCRBY', usage_key, field, cost)
+  redis.call('HINCRBY', usage_key, 'c', 1)
 end
-redis.call('HINCRBY', usage_key, 'n', cost)
-redis.call('HINCRBY', usage_key, field, cost)
-redis.call('HINCRBY', usage_key, 'c', 1)
-redis.call('EXPIRE', usage_key, end_s - now_s + tonumber(ARGV[16]))
 redis.call('ZADD', KEYS[4], now_ms, usage_key)
 local top_key = ARGV[15] .. month_start(now_s)
-redis.call('ZINCRBY', top_key, cost, ARGV[19])
-redis.call('EXPIRE', top_key, 40 * 86400)
+if tonumber(redis.call('ZINCRBY', top_key, cost, ARGV[19])) == cost then
+  redis.call('EXPIRE', top_key, 40 * 86400)  -- a new member: (re)arm the month's expiry
+end
 local keep_ms = tonumber(ARGV[18])
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_ms - keep_ms)
 redis.call('ZADD', KEYS[5], now_ms, rid)
