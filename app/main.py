@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app import cron
 from app.accounts.router import public as public_router
 from app.accounts.router import router as account_router
 from app.admin.router import router as admin_router
+from app.billing.router import router as billing_router
 from app.catalog.router import router as catalog_router
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
@@ -18,7 +20,6 @@ from app.core.limits import BodySizeLimit
 from app.gate.middleware import MeteringMiddleware
 from app.health.router import router as health_router
 from app.services import Services
-from app.usage.router import cron as cron_router
 from app.usage.router import router as usage_router
 
 logger = logging.getLogger("agentmall")
@@ -59,9 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         public_router,
         account_router,
         usage_router,
+        billing_router,
         catalog_router,
         admin_router,
-        cron_router,
+        cron.router,
     ):
         app.include_router(router)
     return app

@@ -154,3 +154,79 @@ class DegradedCall(SQLModel, table=True):
     endpoint: str = Field(max_length=48)
     units: int
     created_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class StripeEvent(SQLModel, table=True):
+    """A Stripe webhook event, recorded in the same transaction as its effect: a redelivery finds
+    its id here and changes nothing."""
+
+    __tablename__ = "stripe_events"
+
+    id: str = Field(primary_key=True, max_length=255)
+    type: str = Field(max_length=100)
+    account_id: str | None = Field(default=None, max_length=40)
+    processed_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class BillingSetting(SQLModel, table=True):
+    """Ids of the Stripe objects the bootstrap command created (product, prices, meter)."""
+
+    __tablename__ = "billing_settings"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=255)
+    updated_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class BillingPeriod(SQLModel, table=True):
+    """A paid subscription period as Stripe reported it (written by the webhook function): the
+    metering flush bills each one's usage beyond its plan's included calls."""
+
+    __tablename__ = "billing_periods"
+
+    account_id: str = Field(primary_key=True, foreign_key="accounts.id", max_length=40)
+    period_start: datetime = Field(primary_key=True, sa_type=UTCDateTime)
+    period_end: datetime = _ts(nullable=False)
+    plan_code: str = Field(foreign_key="plans.code", max_length=32)
+    stripe_customer_id: str = Field(max_length=64)
+    updated_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class MeterReport(SQLModel, table=True):
+    """How many overage units of one account's period have been handed to the meter outbox."""
+
+    __tablename__ = "meter_reports"
+
+    account_id: str = Field(primary_key=True, foreign_key="accounts.id", max_length=40)
+    period_start: datetime = Field(primary_key=True, sa_type=UTCDateTime)
+    reported: int = Field(default=0, sa_type=sa.BigInteger)
+    updated_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class MeterEvent(SQLModel, table=True):
+    """One aggregated Stripe meter event (the outbox): written before it is sent, sent with its
+    deterministic `identifier` until Stripe acknowledges it, so a crash or a retry never bills
+    twice and never loses units."""
+
+    __tablename__ = "meter_events"
+
+    identifier: str = Field(primary_key=True, max_length=100)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=40)
+    stripe_customer_id: str = Field(max_length=64)
+    period_start: datetime = _ts(nullable=False)
+    value: int = Field(sa_type=sa.BigInteger)
+    event_time: datetime = _ts(nullable=False)
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    sent_at: datetime | None = _ts(nullable=True)
+
+
+class UsageNotice(SQLModel, table=True):
+    """A quota notice (80/100/120 %) sent to an account once per period."""
+
+    __tablename__ = "usage_notices"
+
+    account_id: str = Field(primary_key=True, foreign_key="accounts.id", max_length=40)
+    period_start: datetime = Field(primary_key=True, sa_type=UTCDateTime)
+    threshold: int = Field(primary_key=True)
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    sent_at: datetime | None = _ts(nullable=True)

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import stripe
+
 from app.accounts.versions import PolicyVersions
+from app.billing.stripe_client import build_stripe
 from app.core.client_ip import ClientIP
 from app.core.config import Settings
 from app.core.db import Database
@@ -30,6 +33,7 @@ class Services:
     client_ip: ClientIP = field(init=False)
     gate: Gate = field(init=False)
     public_limiter: PublicLimiter = field(init=False)
+    stripe: stripe.StripeClient | None = field(init=False)  # None: billing not configured
 
     def __post_init__(self) -> None:
         self.keys = RedisKeys(self.settings.REDIS_KEY_PREFIX)
@@ -39,6 +43,7 @@ class Services:
         resolver = KeyResolver(self.settings, self.redis, self.keys, cache)
         self.gate = Gate(self.settings, self.redis, self.keys, resolver)
         self.public_limiter = PublicLimiter(self.settings, self.redis, self.client_ip)
+        self.stripe = build_stripe(self.settings)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

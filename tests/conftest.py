@@ -68,7 +68,8 @@ async def clean_database(migrated_database: list[dict[str, Any]]) -> AsyncIterat
     """Empty every table and put the seeded plans back as they were."""
     conn = await asyncpg.connect(database_url())
     await conn.execute(
-        "TRUNCATE degraded_calls, usage_rollups, api_keys, inventory, products, accounts "
+        "TRUNCATE stripe_events, billing_settings, billing_periods, meter_reports, meter_events, "
+        "usage_notices, degraded_calls, usage_rollups, api_keys, inventory, products, accounts "
         "RESTART IDENTITY CASCADE"
     )
     await conn.execute("DELETE FROM plans")

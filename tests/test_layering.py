@@ -17,8 +17,8 @@ LAYERS = [
     {"app.usage"},
     {"app.accounts"},
     {"app.gate"},
-    {"app.catalog", "app.health", "app.admin"},
-    {"app.services", "app.deps"},
+    {"app.catalog", "app.health", "app.admin", "app.billing", "app.metering", "app.notices"},
+    {"app.services", "app.deps", "app.cron"},
     {"app.main", "app.aws_lambda"},
 ]
 TOP = len(LAYERS) - 1

@@ -76,6 +76,14 @@ class Settings(BaseSettings):
     CRON_SECRET: SecretStr | None = None
     CURSOR_SECRET: SecretStr | None = None
     PUBLIC_BASE_URL: str = "http://localhost:8000"
+
+    # Billing (Stripe). Without the secret key the billing endpoints answer 503.
+    STRIPE_SECRET_KEY: SecretStr | None = None
+    STRIPE_WEBHOOK_SECRET: SecretStr | None = None
+    STRIPE_API_BASE: str | None = None  # a local Stripe-compatible server (tests), else Stripe
+    # Email (quota notices): any SMTP provider, e.g. smtps://user:password@smtp.example.com:465
+    SMTP_URL: SecretStr | None = None
+    EMAIL_FROM: str | None = Field(default=None, max_length=254)
     RATE_LIMIT_FAILURE_MODE: Literal["open", "closed"] = "open"
 
     # Tuning knobs with safe defaults.
@@ -138,6 +146,47 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not an IP address or CIDR network") from exc
         return ",".join(items)
 
+    @field_validator("STRIPE_SECRET_KEY", mode="before")
+    @classmethod
+    def _stripe_key(cls, value: str | SecretStr | None) -> str | None:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not raw:
+            return None
+        if not raw.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
+            raise ValueError("must be a Stripe secret or restricted key (sk_… or rk_…)")
+        return raw
+
+    @field_validator("STRIPE_WEBHOOK_SECRET", mode="before")
+    @classmethod
+    def _stripe_webhook_secret(cls, value: str | SecretStr | None) -> str | None:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not raw:
+            return None
+        if not raw.startswith("whsec_") or len(raw) < 16:
+            raise ValueError("must be the endpoint's signing secret (whsec_…)")
+        return raw
+
+    @field_validator("STRIPE_API_BASE")
+    @classmethod
+    def _stripe_api_base(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL such as http://127.0.0.1:12111")
+        return value.strip().rstrip("/")
+
+    @field_validator("SMTP_URL", mode="before")
+    @classmethod
+    def _smtp_url(cls, value: str | SecretStr | None) -> str | None:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not raw:
+            return None
+        parts = urlsplit(raw.strip())
+        if parts.scheme not in {"smtp", "smtps", "smtp+starttls"} or not parts.hostname:
+            raise ValueError("must be smtp://, smtp+starttls:// or smtps://[user:password@]host")
+        return raw.strip()
+
     @field_validator("PUBLIC_BASE_URL")
     @classmethod
     def _public_base_url(cls, value: str) -> str:
@@ -174,11 +223,18 @@ class Settings(BaseSettings):
                 raise ValueError("UPSTASH_REDIS_REST_URL (or REDIS_URL) is required in production")
             if not self.CRON_SECRET:
                 raise ValueError("CRON_SECRET is required in production")
+        if self.SMTP_URL and not self.EMAIL_FROM:
+            raise ValueError("EMAIL_FROM is required with SMTP_URL")
         return self
 
     @property
     def cursor_key(self) -> bytes:
         """The list-cursor MAC key: from CURSOR_SECRET, else ADMIN_API_KEY, CRON_SECRET, Upstash."""
+        return self.signing_key(CURSOR_KEY_CONTEXT)
+
+    def signing_key(self, context: bytes) -> bytes:
+        """A MAC key for one purpose (`context`), derived from the first configured secret:
+        CURSOR_SECRET, ADMIN_API_KEY, CRON_SECRET, the Upstash token; random per process if none."""
         secret = (
             self.CURSOR_SECRET
             or self.ADMIN_API_KEY
@@ -186,9 +242,9 @@ class Settings(BaseSettings):
             or self.UPSTASH_REDIS_REST_TOKEN
         )
         if secret is None:
-            return _PROCESS_CURSOR_KEY
+            return hmac.new(_PROCESS_CURSOR_KEY, context, hashlib.sha256).digest()
         key = secret.get_secret_value().encode()
-        return hmac.new(key, CURSOR_KEY_CONTEXT, hashlib.sha256).digest()
+        return hmac.new(key, context, hashlib.sha256).digest()
 
     @property
     def is_production(self) -> bool:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.context import KeyContext
 from app.accounts.versions import PolicyVersions
 from app.core.config import Settings
+from app.core.links import upgrade_url
 from app.gate import errors
 from app.gate.cache import KeyCache
 from app.gate.decision import GateDecision
@@ -220,7 +221,7 @@ class Gate:
         if status == SUSPENDED:
             raise errors.KeySuspended()
         if status == FEATURE:
-            raise errors.FeatureNotInPlan(upgrade_url=f"{base}/v1/plans")
+            raise errors.FeatureNotInPlan(upgrade_url=self._upgrade_url(decision))
         if status == PAYMENT:
             raise errors.PaymentRequired(billing_portal_url=f"{base}/v1/billing/portal")
         if status == RATE and decision.cost > plan.requests_per_minute:
@@ -237,11 +238,15 @@ class Gate:
             reset = int(decision.period_end.timestamp())
             raise errors.QuotaExceeded(
                 headers=headers,
-                upgrade_url=f"{base}/v1/plans",
+                upgrade_url=self._upgrade_url(decision),
                 reset=reset,
                 reset_at=decision.period_end.isoformat(),
             )
         raise errors.RateLimitExceeded(headers=headers, retry_after=int(headers["Retry-After"]))
+
+    def _upgrade_url(self, decision: GateDecision) -> str:
+        """A signed one-click link that opens Checkout for this account (no key needed)."""
+        return upgrade_url(self.settings, decision.context.account_id)
 
     def _degraded(
         self, context: KeyContext, feature: str, endpoint: str, cost: int, request_id: str

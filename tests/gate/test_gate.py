@@ -73,7 +73,7 @@ async def test_free_quota_is_a_hard_gate(client: AsyncClient) -> None:
     assert response.status_code == 429
     body = response.json()
     assert body["error"] == "quota_exceeded"
-    assert body["upgrade_url"] == "https://api.agentmall.test/v1/plans"
+    assert body["upgrade_url"].startswith("https://api.agentmall.test/v1/billing/upgrade?token=")
     assert body["reset"] == int(response.headers["x-quota-reset"]) > time.time()
     assert response.headers["x-ratelimit-limit"] == "3"  # the quota is what ran out
     assert int(response.headers["retry-after"]) > 60
