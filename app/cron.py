@@ -16,6 +16,8 @@ from pydantic import BaseModel
 from app.billing.errors import BillingNotConfigured
 from app.core.errors import NotFound, Unauthorized
 from app.deps import ServicesDep, SettingsDep
+from app.metering import service as metering
+from app.notices import service as notices
 from app.services import Services
 from app.usage import service as usage
 
@@ -47,16 +49,12 @@ async def _rollup(services: Services) -> BaseModel:
 
 
 async def _flush(services: Services) -> BaseModel:
-    from app.metering import service as metering
-
     if services.stripe is None:
         raise BillingNotConfigured()
     return await metering.flush(services.db, services.stripe)
 
 
 async def _notify(services: Services) -> BaseModel:
-    from app.notices import service as notices
-
     return await notices.notify(services.db, services.settings)
 
 

@@ -13,6 +13,7 @@ from app.accounts.router import public as public_router
 from app.accounts.router import router as account_router
 from app.admin.router import router as admin_router
 from app.billing.router import router as billing_router
+from app.billing.webhook_app import add_webhook_route
 from app.catalog.router import router as catalog_router
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(MeteringMiddleware)
     app.add_middleware(BodySizeLimit)
+    services = app.state.services
+    add_webhook_route(app, settings, services.db, services.versions, services.stripe)
     for router in (
         health_router,
         public_router,

@@ -5,6 +5,10 @@ It imports no catalog, gate or usage code, so its cold start stays small. It nee
 policy version, so every API instance applies the plan change on its next request) and Stripe (to
 re-fetch the subscription). Without `STRIPE_WEBHOOK_SECRET` it accepts nothing: an empty secret
 would make every signature forgeable.
+
+Locally, the API app serves the same route too (`add_webhook_route`), so `stripe listen
+--forward-to localhost:8000/v1/stripe/webhook` works against `scripts/dev.sh`; on Vercel the
+rewrite sends that path to this function, never to the API.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
+import stripe
 from fastapi import FastAPI, Header, Request
 
 from app.accounts.versions import PolicyVersions
@@ -49,25 +54,16 @@ async def _read_capped(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def create_webhook_app(settings: Settings | None = None) -> FastAPI:
-    """The webhook function's app: `POST /v1/stripe/webhook` and nothing else."""
-    settings = settings or get_settings()
-    db = Database(settings)
-    redis = build_redis(settings)
-    versions = PolicyVersions(redis, RedisKeys(settings.REDIS_KEY_PREFIX))
-    client = build_stripe(settings)
+def add_webhook_route(
+    app: FastAPI,
+    settings: Settings,
+    db: Database,
+    versions: PolicyVersions,
+    client: stripe.StripeClient | None,
+) -> None:
+    """`POST /v1/stripe/webhook` on `app` (its own function on Vercel; the API app locally)."""
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await redis.close()
-        await db.dispose()
-
-    app = FastAPI(title="AgentMall Stripe webhooks", lifespan=lifespan, openapi_url=None)
-    app.state.db, app.state.redis = db, redis
-    install_error_handlers(app)
-
-    @app.post("/v1/stripe/webhook")
+    @app.post("/v1/stripe/webhook", include_in_schema=False)
     async def stripe_webhook(
         request: Request, stripe_signature: Annotated[str | None, Header()] = None
     ) -> dict[str, str]:
@@ -81,4 +77,22 @@ def create_webhook_app(settings: Settings | None = None) -> FastAPI:
             outcome = await webhooks.handle(session, client, versions, event)
         return {"received": event["id"], "outcome": outcome}
 
+
+def create_webhook_app(settings: Settings | None = None) -> FastAPI:
+    """The webhook function's app: `POST /v1/stripe/webhook` and nothing else."""
+    settings = settings or get_settings()
+    db = Database(settings)
+    redis = build_redis(settings)
+    versions = PolicyVersions(redis, RedisKeys(settings.REDIS_KEY_PREFIX))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await redis.close()
+        await db.dispose()
+
+    app = FastAPI(title="AgentMall Stripe webhooks", lifespan=lifespan, openapi_url=None)
+    app.state.db, app.state.redis = db, redis
+    install_error_handlers(app)
+    add_webhook_route(app, settings, db, versions, build_stripe(settings))
     return app

@@ -184,3 +184,14 @@ async def test_invoices_find_their_subscription_in_any_api_version(
     response = await deliver(hooks, so.event("invoice.payment_failed", invoice))
     assert response.json()["outcome"] == "applied"
     assert (await _account(account_id))["subscription_status"] == "past_due"
+
+
+async def test_the_local_api_app_serves_the_webhook_route_too(
+    client: AsyncClient, subscriptions: FakeSubscriptions
+) -> None:
+    """`stripe listen --forward-to localhost:8000/...` works against scripts/dev.sh."""
+    account_id, _ = await make_account(client)
+    event = _sub_event("created", subscriptions.put(customer="cus_3", account_id=account_id))
+    assert (await deliver(client, event)).json()["outcome"] == "applied"
+    assert (await deliver(client, event)).json()["outcome"] == "duplicate"
+    assert (await _account(account_id))["plan_code"] == "pro"

@@ -109,30 +109,32 @@ async def test_a_call_that_never_reached_redis_is_counted_in_postgres(
 
 
 async def test_a_gate_call_arriving_after_the_settlement_counts_nothing(
-    client: AsyncClient, redis_prefix: str
+    client: AsyncClient, redis_prefix: str, raw_redis: aioredis.Redis
 ) -> None:
-    """The request is stuck in the network, settled as 'not counted', then reaches Redis."""
+    """The gate call is stuck in the network, settled as 'not counted', then reaches Redis."""
     (sku,) = await make_products(client, 1)
     account_id, key = await make_account(client)
-    with UpstashBridge(
-        token=UPSTASH_TOKEN, delay_seconds=0.8, execute_after_disconnect=True
-    ) as stuck:
+    await raw_redis.script_load(GATE.source)
+    with UpstashBridge(token=UPSTASH_TOKEN, execute_after_disconnect=True) as stuck:
         app = create_app(make_settings("upstash", redis_prefix, stuck.url, **TIMEOUT))
-        status, _ = await _get(app, f"/v1/products/{sku}", key)
-        assert status == 200
+        assert (await _get(app, f"/v1/products/{sku}", key))[0] == 200  # warm: key cached
+        stuck.delay_seconds = 0.8  # from now on, commands reach Redis 1.6 s after being sent
+        status, headers = await _get(app, f"/v1/products/{sku}", key)
+        assert status == 200 and headers["x-ratelimit-degraded"] == "1"
         await client.get("/v1/internal/cron/rollup-usage", headers=CRON)  # settles: not counted
-        assert await _pg(account_id) == (1, 0)
+        assert await _pg(account_id) == (2, 0)  # 1 rolled up from Redis, 1 settled into Postgres
         before = stuck.commands
-        for _ in range(40):  # the stuck gate call reaches Redis now
+        for _ in range(80):  # the stuck gate call reaches Redis now
             if stuck.commands > before:
                 break
             await asyncio.sleep(0.05)
         assert stuck.commands > before
         await app.state.services.close()
+    assert await _redis_used(raw_redis, redis_prefix, account_id) == 1  # it counted nothing
     await client.get("/v1/internal/cron/rollup-usage", headers=CRON)
-    assert await _pg(account_id) == (1, 0)
+    assert await _pg(account_id) == (2, 0)
     usage = (await client.get("/v1/usage", headers=key_headers(key))).json()
-    assert usage["used"] == 1
+    assert usage["used"] == 2
 
 
 async def test_degraded_writes_stay_under_the_connection_cap(
