@@ -44,28 +44,23 @@ from stripe.params.billing import MeterCreateParams
 from app.accounts.repository import get_plan
 from app.billing import repository
 from app.billing.stripe_client import build_stripe
+from app.billing.stripe_objects import (
+    METER_EVENT_NAME,
+    MONTHLY_LOOKUP_KEY,
+    OVERAGE_LOOKUP_KEY,
+    PRODUCT_ID,
+    WEBHOOK_EVENTS,
+    WEBHOOK_PATH,
+)
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.models import Plan
 
 EXIT_OK, EXIT_FAILED = 0, 2
 PLAN_CODE = "pro"
-PRODUCT_ID = "agentmall_pro"
-MONTHLY_LOOKUP_KEY = "agentmall_pro_monthly"
-OVERAGE_LOOKUP_KEY = "agentmall_pro_overage"
-METER_EVENT_NAME = "agentmall_api_call"
 METER_DISPLAY_NAME = "AgentMall API calls beyond the included quota"
 CUSTOMER_KEY = "stripe_customer_id"
 METER_VALUE_KEY = "value"
-WEBHOOK_PATH = "/v1/stripe/webhook"
-WEBHOOK_EVENTS = (
-    "checkout.session.completed",
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-    "invoice.paid",
-    "invoice.payment_failed",
-)
 
 Action = Literal["created", "updated", "unchanged", "replaced", "reactivated"]
 UsageType = Literal["licensed", "metered"]

@@ -54,6 +54,17 @@ async def upgrade(
     return RedirectResponse(url, status_code=303)
 
 
+@router.get("/manage", status_code=303, response_class=RedirectResponse)
+async def manage(
+    token: Annotated[str, Query(min_length=1, max_length=300)],
+    session: SessionDep,
+    services: ServicesDep,
+) -> RedirectResponse:
+    """The signed link in 402 `payment_required` bodies: 303 to the Customer Portal (no key)."""
+    url = await service.follow_manage_link(session, services.stripe, services.settings, token)
+    return RedirectResponse(url, status_code=303)
+
+
 @router.get("/return", response_model=ReturnPage)
 async def stripe_return(status: Literal["success", "cancel", "portal"]) -> ReturnPage:
     """Where Stripe's pages send the person back."""

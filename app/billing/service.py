@@ -25,7 +25,7 @@ from app.billing.errors import (
     StripeUnavailable,
 )
 from app.core.config import Settings
-from app.core.links import InvalidLink, verify_upgrade_token
+from app.core.links import MANAGE_CONTEXT, InvalidLink, verify_upgrade_token
 from app.models import Account
 
 logger = logging.getLogger("agentmall.billing")
@@ -130,6 +130,20 @@ async def follow_upgrade_link(
         return await checkout(session, client, settings, account=account, plan=plan)
     except AlreadySubscribed:
         return await portal(session, client, settings, account)
+
+
+async def follow_manage_link(
+    session: AsyncSession, client: stripe.StripeClient | None, settings: Settings, token: str
+) -> str:
+    """Where a signed manage link (a 402's `billing_portal_url`) leads: the Customer Portal."""
+    try:
+        account_id, _ = verify_upgrade_token(settings, token, context=MANAGE_CONTEXT)
+    except InvalidLink as exc:
+        raise InvalidUpgradeLink() from exc
+    account = await accounts_repo.get_account(session, account_id)
+    if account is None:
+        raise InvalidUpgradeLink()
+    return await portal(session, client, settings, account)
 
 
 def _unavailable(exc: stripe.StripeError) -> StripeUnavailable:

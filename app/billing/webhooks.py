@@ -23,23 +23,15 @@ from app.accounts import repository as accounts_repo
 from app.accounts.versions import PolicyVersions
 from app.billing import repository as repo
 from app.billing.errors import StripeUnavailable
+from app.billing.stripe_objects import MONTHLY_LOOKUP_KEY, OVERAGE_LOOKUP_KEY, WEBHOOK_EVENTS
 from app.core.errors import AppError
 from app.models import Account, BillingPeriod
 
 logger = logging.getLogger("agentmall.billing")
 
-HANDLED = frozenset(
-    {
-        "checkout.session.completed",
-        "customer.subscription.created",
-        "customer.subscription.updated",
-        "customer.subscription.deleted",
-        "invoice.paid",
-        "invoice.payment_failed",
-    }
-)
+HANDLED = frozenset(WEBHOOK_EVENTS)
 PAID_STATUSES = frozenset({"active", "trialing", "past_due", "unpaid"})
-PRO_LOOKUP_KEYS = frozenset({"agentmall_pro_monthly", "agentmall_pro_overage"})
+PRO_LOOKUP_KEYS = frozenset({MONTHLY_LOOKUP_KEY, OVERAGE_LOOKUP_KEY})
 FREE_PLAN = "free"
 
 

@@ -1,4 +1,5 @@
-"""Signed, expiring one-click upgrade links (`GET /v1/billing/upgrade?token=…`).
+"""Signed, expiring one-click links: upgrade (`GET /v1/billing/upgrade?token=…`, opens
+Checkout) and manage (`GET /v1/billing/manage?token=…`, opens the Customer Portal).
 
 The `upgrade_url` in `quota_exceeded` / `feature_not_in_plan` bodies and in notice emails lets the
 human behind an agent upgrade without an API key. The token names one account and one plan, expires,
@@ -18,7 +19,8 @@ import time
 
 from app.core.config import Settings
 
-UPGRADE_CONTEXT = b"agentmall/upgrade-link/v1"
+UPGRADE_CONTEXT = b"agentmall/upgrade-link/v1"  # opens Checkout
+MANAGE_CONTEXT = b"agentmall/manage-link/v1"  # opens the Customer Portal (a 402's link)
 UPGRADE_TTL_S = 7 * 86_400
 MAX_TOKEN_LENGTH = 300
 _ACCOUNT = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -29,17 +31,24 @@ class InvalidLink(ValueError):
     """The token is malformed, forged, or expired."""
 
 
-def _mac(settings: Settings, payload: bytes) -> str:
-    key = settings.signing_key(UPGRADE_CONTEXT)
+def _mac(settings: Settings, payload: bytes, context: bytes = UPGRADE_CONTEXT) -> str:
+    key = settings.signing_key(context)
     return base64.urlsafe_b64encode(hmac.new(key, payload, hashlib.sha256).digest()[:18]).decode()
 
 
-def upgrade_token(settings: Settings, account_id: str, plan: str = "pro", *, now: float = 0) -> str:
-    """A token for `account_id` to buy `plan`, valid for UPGRADE_TTL_S."""
+def upgrade_token(
+    settings: Settings,
+    account_id: str,
+    plan: str = "pro",
+    *,
+    now: float = 0,
+    context: bytes = UPGRADE_CONTEXT,
+) -> str:
+    """A token for `account_id` to buy `plan` (or, with MANAGE_CONTEXT, to manage billing)."""
     expires = int(now or time.time()) + UPGRADE_TTL_S
     payload = json.dumps({"a": account_id, "p": plan, "x": expires}, separators=(",", ":"))
     body = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
-    return f"{body}.{_mac(settings, payload.encode())}"
+    return f"{body}.{_mac(settings, payload.encode(), context)}"
 
 
 def upgrade_url(settings: Settings, account_id: str, plan: str = "pro") -> str:
@@ -48,8 +57,16 @@ def upgrade_url(settings: Settings, account_id: str, plan: str = "pro") -> str:
     return f"{settings.PUBLIC_BASE_URL}/v1/billing/upgrade?token={token}"
 
 
-def verify_upgrade_token(settings: Settings, token: str, *, now: float = 0) -> tuple[str, str]:
-    """(account id, plan) of a valid token; `InvalidLink` otherwise."""
+def manage_url(settings: Settings, account_id: str) -> str:
+    """The one-click link that opens this account's Customer Portal (to fix a failed payment)."""
+    token = upgrade_token(settings, account_id, context=MANAGE_CONTEXT)
+    return f"{settings.PUBLIC_BASE_URL}/v1/billing/manage?token={token}"
+
+
+def verify_upgrade_token(
+    settings: Settings, token: str, *, now: float = 0, context: bytes = UPGRADE_CONTEXT
+) -> tuple[str, str]:
+    """(account id, plan) of a valid token for `context`; `InvalidLink` otherwise."""
     if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
         raise InvalidLink("malformed")
     body, mac = token.split(".")
@@ -57,7 +74,7 @@ def verify_upgrade_token(settings: Settings, token: str, *, now: float = 0) -> t
         payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except (binascii.Error, ValueError) as exc:
         raise InvalidLink("malformed") from exc
-    if not hmac.compare_digest(mac, _mac(settings, payload)):
+    if not hmac.compare_digest(mac, _mac(settings, payload, context)):
         raise InvalidLink("forged")
     try:
         data = json.loads(payload)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.context import KeyContext
 from app.accounts.versions import PolicyVersions
 from app.core.config import Settings
-from app.core.links import upgrade_url
+from app.core.links import manage_url, upgrade_url
 from app.gate import errors
 from app.gate.cache import KeyCache
 from app.gate.decision import GateDecision
@@ -214,7 +214,6 @@ class Gate:
         return reply, decision
 
     def _raise_for(self, status: int, decision: GateDecision) -> None:
-        base = self.settings.PUBLIC_BASE_URL
         plan = decision.context.plan
         if status == ADMIT:
             return
@@ -223,7 +222,8 @@ class Gate:
         if status == FEATURE:
             raise errors.FeatureNotInPlan(upgrade_url=self._upgrade_url(decision))
         if status == PAYMENT:
-            raise errors.PaymentRequired(billing_portal_url=f"{base}/v1/billing/portal")
+            portal = manage_url(self.settings, decision.context.account_id)
+            raise errors.PaymentRequired(billing_portal_url=portal)
         if status == RATE and decision.cost > plan.requests_per_minute:
             raise errors.CostExceedsRateLimit(
                 f"This request costs {decision.cost} units but your plan allows "

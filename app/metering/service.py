@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stripe import InvalidRequestError, StripeClient, StripeError
 
 from app.billing import repository as billing_repo
+from app.billing.stripe_objects import METER_EVENT_NAME
 from app.core.db import Database
 from app.metering import repository as repo
 from app.metering.repository import PeriodUsage
@@ -39,7 +40,7 @@ from app.models import MeterEvent, utcnow
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EVENT_NAME = "agentmall_api_call"
+DEFAULT_EVENT_NAME = METER_EVENT_NAME
 # Stripe accepts meter events timestamped at most 35 days in the past.
 STRIPE_BACKDATE_LIMIT = timedelta(days=35)
 # Customers served per run: bounds one cron invocation's duration; the rest wait for the next.

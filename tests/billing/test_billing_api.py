@@ -9,7 +9,7 @@ import respx
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
 
-from app.core.links import upgrade_token
+from app.core.links import MANAGE_CONTEXT, upgrade_token
 from tests.billing.conftest import METERED_PRICE, MONTHLY_PRICE, STRIPE_BASE
 from tests.support import stripe_objects as so
 from tests.support.factories import key_headers, make_account, set_plan
@@ -171,6 +171,11 @@ async def test_bad_upgrade_links_are_400(
         response = await client.get("/v1/billing/upgrade", params={"token": token})
         assert response.status_code in (400, 422), token
         assert response.json()["error"] in ("invalid_upgrade_link", "validation_error")
+    manage = upgrade_token(settings, account_id, context=MANAGE_CONTEXT)  # another purpose
+    response = await client.get("/v1/billing/upgrade", params={"token": manage})
+    assert response.status_code == 400
+    response = await client.get("/v1/billing/manage", params={"token": good})
+    assert response.status_code == 400
     unknown = upgrade_token(settings, "acct_unknown")
     response = await client.get("/v1/billing/upgrade", params={"token": unknown})
     assert response.status_code == 400

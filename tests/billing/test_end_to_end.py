@@ -91,6 +91,14 @@ async def test_free_to_pro_to_past_due_to_free(
     await _deliver(hooks, so.event("invoice.payment_failed", invoice))
     blocked = await client.get(f"/v1/products/{skus[2]}", headers=headers)
     assert blocked.status_code == 402 and blocked.json()["error"] == "payment_required"
+    portal = so.portal_session(url="https://billing.stripe.test/p/e2e")
+    stripe_api.post(f"{STRIPE_BASE}/v1/billing_portal/sessions").mock(
+        return_value=Response(200, json=portal)
+    )
+    manage = blocked.json()["billing_portal_url"].replace("https://api.agentmall.test", "")
+    followed = await client.get(manage)  # the human fixes the card, with no API key
+    assert followed.status_code == 303
+    assert followed.headers["location"] == "https://billing.stripe.test/p/e2e"
     subscriptions.put(customer=customer["id"], account_id=account_id, sid=sub["id"])
     await _deliver(hooks, so.event("invoice.paid", invoice))
     assert (await client.get(f"/v1/products/{skus[2]}", headers=headers)).status_code == 200
