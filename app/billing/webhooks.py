@@ -97,6 +97,13 @@ async def handle(
             )
             return "other_subscription"
     subscription = await _fetch(client, subscription_id)
+    if subscription is None:
+        logger.warning(
+            "event %s names subscription %s, which Stripe does not know",
+            event["id"],
+            subscription_id,
+        )
+        return "subscription_missing"
     await apply_subscription(session, versions, account, subscription)
     return "applied"
 
@@ -146,10 +153,14 @@ def _link(account: Account, checkout_session: dict[str, Any]) -> None:
         account.stripe_customer_id = customer
 
 
-async def _fetch(client: stripe.StripeClient, subscription_id: str) -> dict[str, Any]:
-    """The subscription as Stripe has it now (the only state we apply)."""
+async def _fetch(client: stripe.StripeClient, subscription_id: str) -> dict[str, Any] | None:
+    """The subscription as Stripe has it now (the only state we apply); None if unknown."""
     try:
         found = await client.v1.subscriptions.retrieve_async(subscription_id)
+    except stripe.InvalidRequestError as exc:
+        if exc.code == "resource_missing":
+            return None
+        raise StripeUnavailable() from exc
     except stripe.StripeError as exc:
         logger.warning("could not fetch subscription %s: %s", subscription_id, type(exc).__name__)
         raise StripeUnavailable() from exc

@@ -196,3 +196,14 @@ async def test_the_local_api_app_serves_the_webhook_route_too(
     assert (await deliver(client, event)).json()["outcome"] == "applied"
     assert (await deliver(client, event)).json()["outcome"] == "duplicate"
     assert (await _account(account_id))["plan_code"] == "pro"
+
+
+async def test_an_event_for_a_subscription_stripe_does_not_know_changes_nothing(
+    client: AsyncClient, hooks: AsyncClient, subscriptions: FakeSubscriptions
+) -> None:
+    account_id, _ = await make_account(client)
+    ghost = so.subscription(customer="cus_0", metadata={"account_id": account_id})
+    response = await deliver(hooks, _sub_event("updated", ghost))
+    assert response.status_code == 200
+    assert response.json()["outcome"] == "subscription_missing"
+    assert (await _account(account_id))["plan_code"] == "free"
