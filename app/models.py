@@ -230,3 +230,9 @@ class UsageNotice(SQLModel, table=True):
     threshold: int = Field(primary_key=True)
     created_at: datetime = _ts(nullable=False, default=utcnow)
     sent_at: datetime | None = _ts(nullable=True)
+
+
+# --- inventory: the change log and idempotency keys (app/inventory) ---
+
+
+# --- outbound webhooks: endpoints, the outbox, deliveries, attempts (app/webhooks) ---

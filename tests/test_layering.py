@@ -17,7 +17,16 @@ LAYERS = [
     {"app.usage"},
     {"app.accounts"},
     {"app.gate"},
-    {"app.catalog", "app.health", "app.admin", "app.billing", "app.metering", "app.notices"},
+    {
+        "app.catalog",
+        "app.health",
+        "app.admin",
+        "app.billing",
+        "app.metering",
+        "app.notices",
+        "app.webhooks",
+        "app.inventory",
+    },
     {"app.services", "app.deps", "app.cron"},
     {"app.main", "app.aws_lambda"},
 ]
