@@ -20,6 +20,7 @@ from app.metering import service as metering
 from app.notices import service as notices
 from app.services import Services
 from app.usage import service as usage
+from app.webhooks import delivery as webhook_delivery
 
 
 class CronUnauthorized(Unauthorized):
@@ -54,6 +55,10 @@ async def _flush(services: Services) -> BaseModel:
     return await metering.flush(services.db, services.stripe)
 
 
+async def _deliver(services: Services) -> BaseModel:
+    return await webhook_delivery.deliver(services.db, services.settings)
+
+
 async def _notify(services: Services) -> BaseModel:
     return await notices.notify(services.db, services.settings)
 
@@ -62,6 +67,7 @@ JOBS: dict[str, Callable[[Services], Awaitable[BaseModel]]] = {
     "rollup-usage": _rollup,  # Redis counters → usage_rollups (every 10 minutes)
     "flush-usage": _flush,  # Pro overage → the Stripe meter (hourly)
     "notify-usage": _notify,  # 80/100/120 % quota notices (hourly)
+    "deliver-webhooks": _deliver,  # outbound webhook deliveries and retries (every minute)
 }
 
 router = APIRouter(

@@ -20,8 +20,11 @@ from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
 from app.gate.middleware import MeteringMiddleware
 from app.health.router import router as health_router
+from app.inventory.router import admin_router as inventory_admin_router
+from app.inventory.router import router as inventory_router
 from app.services import Services
 from app.usage.router import router as usage_router
+from app.webhooks.router import router as webhooks_router
 
 logger = logging.getLogger("agentmall")
 
@@ -65,7 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         usage_router,
         billing_router,
         catalog_router,
+        inventory_router,
+        webhooks_router,
         admin_router,
+        inventory_admin_router,
         cron.router,
     ):
         app.include_router(router)

@@ -235,4 +235,131 @@ class UsageNotice(SQLModel, table=True):
 # --- inventory: the change log and idempotency keys (app/inventory) ---
 
 
+class InventoryChange(SQLModel, table=True):
+    """One effective change of a SKU's stock, price or product record, with the state after it.
+
+    Served by the change feed in (`txid`, `id`) order. `txid` is the writing transaction's id on
+    PostgreSQL (a server default, `pg_current_xact_id()`), 0 on SQLite: the feed only serves
+    changes whose transaction is older than every transaction still running, so a change whose
+    sequence value was drawn early but committed late is never skipped (see app/inventory/feed.py).
+    """
+
+    __tablename__ = "inventory_changes"
+    __table_args__ = (sa.Index("ix_inventory_changes_txid_id", "txid", "id"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),  # SQLite: a rowid alias
+            primary_key=True,
+            autoincrement=True,
+        ),
+    )
+    txid: int = Field(
+        default=0,
+        # PostgreSQL: the migration's default is pg_current_xact_id(), and inserts set it too.
+        sa_column=sa.Column(sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    )
+    sku: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=16)  # inventory (a sync) | product (an upsert)
+    stock: int
+    price_cents: int
+    currency: str = Field(max_length=3)
+    changed_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """An `Idempotency-Key` a write was made with: the request's fingerprint and the response it
+    got, replayed for a retry with the same body. Kept at least 24 h (pruned after 48 h)."""
+
+    __tablename__ = "idempotency_keys"
+
+    scope: str = Field(primary_key=True, max_length=48)  # the operation, e.g. inventory.sync
+    key: str = Field(primary_key=True, max_length=255)
+    request_hash: str = Field(max_length=64)  # SHA-256 of the canonical request body
+    status_code: int | None = None  # None while the first request is in flight
+    response: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=True
+    )
+
+
 # --- outbound webhooks: endpoints, the outbox, deliveries, attempts (app/webhooks) ---
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """An account's HTTPS endpoint for outbound events. `secret` (`whsec_…`) signs every delivery:
+    shown once at creation, never returned or logged afterwards (`repr=False`; the engine hides
+    bound parameters)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: str = Field(primary_key=True, max_length=40)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=40)
+    url: str = Field(max_length=2048)
+    description: str | None = Field(default=None, max_length=200)
+    event_types: list[str] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False)
+    )
+    secret: str = Field(max_length=64, repr=False)
+    enabled: bool = True
+    disabled_reason: str | None = Field(default=None, max_length=200)
+    disabled_at: datetime | None = _ts(nullable=True)
+    failing_since: datetime | None = _ts(nullable=True)  # first failure of the current streak
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class WebhookEvent(SQLModel, table=True):
+    """One event, written in the transaction of the change it reports; its id is `webhook-id`."""
+
+    __tablename__ = "webhook_events"
+
+    id: str = Field(primary_key=True, max_length=40)
+    type: str = Field(max_length=64)
+    account_id: str | None = Field(default=None, max_length=40)  # None: catalog-wide
+    payload: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False)
+    )
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one endpoint: pending until delivered, given up (`failed`) or `cancelled`
+    (endpoint disabled or deleted). A run claims it by moving `next_attempt_at` forward (a lease)
+    under a fresh `claim_token`; only the holder of the token records the outcome."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    event_id: str = Field(foreign_key="webhook_events.id", index=True, max_length=40)
+    endpoint_id: str = Field(foreign_key="webhook_endpoints.id", index=True, max_length=40)
+    status: str = Field(default="pending", max_length=16)  # pending|delivered|failed|cancelled
+    attempts: int = 0
+    next_attempt_at: datetime = _ts(nullable=False, default=utcnow)
+    claim_token: str | None = Field(default=None, max_length=32)
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    finished_at: datetime | None = _ts(nullable=True)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One HTTP attempt of a delivery: what the endpoint answered (or why nothing was sent)."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (sa.Index("ix_webhook_attempts_endpoint", "endpoint_id", "id"),)
+
+    id: int | None = Field(
+        default=None,
+        primary_key=True,
+        sa_type=sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+    )
+    delivery_id: str = Field(foreign_key="webhook_deliveries.id", index=True, max_length=40)
+    endpoint_id: str = Field(foreign_key="webhook_endpoints.id", max_length=40)
+    event_id: str = Field(max_length=40)
+    event_type: str = Field(max_length=64)
+    attempt: int
+    status_code: int | None = None
+    latency_ms: int = 0
+    error: str | None = Field(default=None, max_length=500)
+    succeeded: bool = False
+    created_at: datetime = _ts(nullable=False, default=utcnow)

@@ -69,7 +69,9 @@ async def clean_database(migrated_database: list[dict[str, Any]]) -> AsyncIterat
     conn = await asyncpg.connect(database_url())
     await conn.execute(
         "TRUNCATE stripe_events, billing_settings, billing_periods, meter_reports, meter_events, "
-        "usage_notices, degraded_calls, usage_rollups, api_keys, inventory, products, accounts "
+        "usage_notices, degraded_calls, usage_rollups, api_keys, inventory, products, accounts, "
+        "inventory_changes, idempotency_keys, webhook_attempts, webhook_deliveries, "
+        "webhook_events, webhook_endpoints "
         "RESTART IDENTITY CASCADE"
     )
     await conn.execute("DELETE FROM plans")

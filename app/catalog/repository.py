@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -11,6 +12,8 @@ from sqlmodel import col, select
 
 from app.catalog.schemas import ProductIn
 from app.core.db import upsert_insert
+from app.inventory import repository as changelog
+from app.inventory.repository import Change
 from app.models import Inventory, Product, utcnow
 
 ProductRow = tuple[Product, int]  # a product and its stock
@@ -70,14 +73,24 @@ async def count(session: AsyncSession) -> int:
 
 async def upsert(session: AsyncSession, items: Iterable[ProductIn]) -> tuple[int, int]:
     """Insert or update products by SKU (idempotent); returns (created, updated)."""
+    created, updated, _ = await upsert_with_changes(session, items)
+    return created, updated
+
+
+async def upsert_with_changes(
+    session: AsyncSession, items: Iterable[ProductIn]
+) -> tuple[int, int, list[Change]]:
+    """Insert or update products by SKU; returns (created, updated, effective changes).
+
+    Every product created, or whose fields or stock end up different, is appended to the
+    inventory change log (kind `product`) in this transaction, so the change feed replays
+    catalog imports and upserts as well as stock syncs.
+    """
     by_sku = {item.sku: item for item in items}  # last one wins within a batch
     if not by_sku:
-        return 0, 0
-    existing = set(
-        (
-            await session.execute(select(Product.sku).where(col(Product.sku).in_(list(by_sku))))
-        ).scalars()
-    )
+        return 0, 0, []
+    await changelog.lock_feed(session)  # before any write (see app/inventory/repository.py)
+    before = await _snapshots(session, list(by_sku))
     now = utcnow()
     rows = [
         {
@@ -110,5 +123,38 @@ async def upsert(session: AsyncSession, items: Iterable[ProductIn]) -> tuple[int
             ),
             stock,
         )
+    changes = [
+        change
+        for item in by_sku.values()
+        if (change := _product_change(item, before.get(item.sku), now)) is not None
+    ]
+    await changelog.record(session, changes)
     await session.flush()
-    return len(by_sku) - len(existing), len(existing)
+    return len(by_sku) - len(before), len(before), changes
+
+
+_COMPARED = ("name", "description", "category", "price_cents", "currency", "attributes")
+
+
+async def _snapshots(session: AsyncSession, skus: list[str]) -> dict[str, dict[str, Any]]:
+    """The compared fields and stock of the SKUs that exist (plain values, not ORM objects)."""
+    columns = [PRODUCTS.c[name] for name in ("sku", *_COMPARED)]
+    query = (
+        sa.select(*columns, sa.func.coalesce(INVENTORY.c.quantity, 0).label("stock"))
+        .select_from(PRODUCTS.outerjoin(INVENTORY, INVENTORY.c.sku == PRODUCTS.c.sku))
+        .where(PRODUCTS.c.sku.in_(skus))
+    )
+    return {row.sku: dict(row._mapping) for row in (await session.execute(query)).all()}
+
+
+def _product_change(item: ProductIn, before: dict[str, Any] | None, now: datetime) -> Change | None:
+    """The change an upsert makes to one product, or None when it leaves it as it was."""
+    stock_before = int(before["stock"]) if before else 0
+    stock = stock_before if item.stock is None else item.stock
+    if (
+        before is not None
+        and stock == stock_before
+        and all(getattr(item, name) == before[name] for name in _COMPARED)
+    ):
+        return None
+    return Change(item.sku, "product", stock, item.price_cents, item.currency, now)

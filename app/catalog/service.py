@@ -16,7 +16,9 @@ from app.catalog.schemas import (
     UpsertResponse,
 )
 from app.core.errors import NotFound
+from app.inventory.service import event_data
 from app.models import Product
+from app.webhooks.outbox import enqueue
 
 
 class ProductNotFound(NotFound):
@@ -74,5 +76,8 @@ async def bulk(session: AsyncSession, skus: Sequence[str]) -> BulkResponse:
 
 
 async def upsert(session: AsyncSession, products: Sequence[ProductIn]) -> UpsertResponse:
-    created, updated = await repo.upsert(session, products)
+    """Upsert products; the effective changes go to the change feed and one webhook event."""
+    created, updated, changes = await repo.upsert_with_changes(session, products)
+    if changes:
+        await enqueue(session, event_type="product.updated", data=event_data(changes))
     return UpsertResponse(created=created, updated=updated)

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     TRUSTED_PROXIES: str = Field(default="", max_length=4096)
     TRUST_PROXY_HEADERS: bool = False  # deprecated: trust exactly one hop (see TRUSTED_PROXIES)
     LOAD_SAMPLE_CATALOG: bool = True
+    # Test/dev only: `host:port` pairs (comma-separated) that outbound webhooks may call over plain
+    # http and that may resolve to loopback. Empty (the default) keeps the SSRF guard whole.
+    WEBHOOK_ALLOW_HOSTS: str = Field(default="", max_length=4096)
     VERCEL_ENV: str | None = None
     VERCEL: str | None = None
 
@@ -144,6 +147,16 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError as exc:
                 raise ValueError(f"{item!r} is not an IP address or CIDR network") from exc
+        return ",".join(items)
+
+    @field_validator("WEBHOOK_ALLOW_HOSTS")
+    @classmethod
+    def _webhook_allow_hosts(cls, value: str) -> str:
+        items = [item.strip().lower() for item in value.split(",") if item.strip()]
+        for item in items:
+            host, sep, port = item.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{item!r} is not host:port (e.g. 127.0.0.1:8123)")
         return ",".join(items)
 
     @field_validator("STRIPE_SECRET_KEY", mode="before")
@@ -223,6 +236,8 @@ class Settings(BaseSettings):
                 raise ValueError("UPSTASH_REDIS_REST_URL (or REDIS_URL) is required in production")
             if not self.CRON_SECRET:
                 raise ValueError("CRON_SECRET is required in production")
+            if self.WEBHOOK_ALLOW_HOSTS:
+                raise ValueError("WEBHOOK_ALLOW_HOSTS is for tests and development only")
         if self.SMTP_URL and not self.EMAIL_FROM:
             raise ValueError("EMAIL_FROM is required with SMTP_URL")
         return self

@@ -112,15 +112,21 @@ async def due_accounts(
     return [DueAccount(**{k: v for k, v in row.items() if k in fields}) for row in rows]
 
 
-async def record_notices(session: AsyncSession, keys: Sequence[NoticeKey], at: datetime) -> None:
-    """Record crossed thresholds; a threshold already recorded for the period stays as it is."""
+async def record_notices(
+    session: AsyncSession, keys: Sequence[NoticeKey], at: datetime
+) -> list[NoticeKey]:
+    """Record crossed thresholds (one already recorded for the period stays as it is); returns
+    the ones recorded now."""
     if not keys:
-        return
+        return []
     values = [
         {"account_id": a, "period_start": s, "threshold": t, "created_at": at, "sent_at": None}
         for a, s, t in keys
     ]
-    await session.execute(upsert_insert(session, NOTICES).values(values).on_conflict_do_nothing())
+    n = NOTICES.c
+    stmt = upsert_insert(session, NOTICES).values(values).on_conflict_do_nothing()
+    result = await session.execute(stmt.returning(n.account_id, n.period_start, n.threshold))
+    return [(a, s, t) for a, s, t in result.all()]
 
 
 async def claim_unsent(

@@ -19,14 +19,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.core.config import Settings
 from app.core.db import Database
 from app.core.links import UPGRADE_TTL_S, upgrade_url
 from app.models import utcnow
 from app.notices import repository as repo
 from app.notices.email import Mailer, MailError, SmtpMailer
+from app.notices.repository import NoticeKey
 from app.notices.schemas import DueAccount, Email, NoticeResult
 from app.usage.period import month_bounds
+from app.webhooks.outbox import usage_threshold
 
 logger = logging.getLogger("agentmall.notices")
 
@@ -73,8 +77,27 @@ async def _record_due(db: Database, now: datetime) -> list[DueAccount]:
             session, now=now, month=month_bounds(now), levels=LEVELS, limit=MAX_ACCOUNTS_PER_RUN
         )
         keys = [(a.account_id, a.period_start, pct) for a in due for pct in crossed(a)]
-        await repo.record_notices(session, keys, utcnow())
+        recorded = await repo.record_notices(session, keys, utcnow())
+        await _webhook_events(session, due, recorded)
     return due
+
+
+async def _webhook_events(
+    session: AsyncSession, due: list[DueAccount], recorded: list[NoticeKey]
+) -> None:
+    """A `usage.threshold` webhook event per newly crossed threshold, in the same transaction
+    that records it (so each is queued once, whatever happens to the email)."""
+    accounts = {(a.account_id, a.period_start): a for a in due}
+    for account_id, period_start, threshold in recorded:
+        account = accounts[(account_id, period_start)]
+        await usage_threshold(
+            session,
+            account_id=account_id,
+            threshold=threshold,
+            used=account.used,
+            quota=account.included_calls,
+            period_end=account.period_end,
+        )
 
 
 async def _deliver(db: Database, chunk: list[DueAccount], courier: _Courier) -> None:

@@ -1,0 +1,67 @@
+"""Request and response bodies of the webhook endpoints (the table classes never leave)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from app.core.schemas import InputModel
+
+EventType = Literal["inventory.updated", "product.updated", "usage.threshold"]
+
+
+class WebhookCreate(InputModel):
+    url: str = Field(min_length=1, max_length=2048, description="An https:// URL (public host).")
+    event_types: list[EventType] = Field(min_length=1, max_length=10)
+    description: str | None = Field(default=None, max_length=200)
+
+    @field_validator("event_types")
+    @classmethod
+    def _unique(cls, value: list[EventType]) -> list[EventType]:
+        return list(dict.fromkeys(value))
+
+
+class WebhookPublic(BaseModel):
+    id: str
+    url: str
+    event_types: list[str]
+    description: str | None
+    enabled: bool
+    disabled_reason: str | None = Field(description="Why deliveries stopped (410, 5 days failing).")
+    disabled_at: datetime | None
+    created_at: datetime
+
+
+class WebhookCreated(WebhookPublic):
+    secret: str = Field(description="Shown once: the `whsec_…` key that signs every delivery.")
+
+
+class WebhookList(BaseModel):
+    data: list[WebhookPublic]
+
+
+class AttemptPublic(BaseModel):
+    id: int
+    delivery_id: str
+    event_id: str
+    event_type: str
+    attempt: int = Field(description="1 for the first try of this delivery, 2 for the first retry…")
+    status_code: int | None = Field(description="The endpoint's answer; null when none came.")
+    succeeded: bool
+    latency_ms: int
+    error: str | None
+    created_at: datetime
+
+
+class AttemptList(BaseModel):
+    data: list[AttemptPublic]
+
+
+class TestResult(BaseModel):
+    delivery_id: str
+    delivered: bool
+    attempt: AttemptPublic | None = Field(
+        description="The attempt just made (null: queued for the next deliver-webhooks run)."
+    )
