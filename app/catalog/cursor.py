@@ -9,16 +9,14 @@ correctly-MACed cursor must carry a valid SKU (the path parameter's rules) befor
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import json
 
 from pydantic import TypeAdapter, ValidationError
 
 from app.catalog.schemas import Sku
 from app.core.errors import InvalidCursor
+from app.core.sealed import BrokenSeal, seal, unseal
 
 MAX_CURSOR_LENGTH = 256
 _SKU = TypeAdapter(Sku)
@@ -43,31 +41,16 @@ class CursorCodec:
     def __init__(self, key: bytes) -> None:
         self._key = key
 
-    def _mac(self, payload: bytes) -> str:
-        """The truncated HMAC-SHA256 of `payload` under this codec's key."""
-        return hmac.new(self._key, payload, hashlib.sha256).hexdigest()[:16]
-
     def encode(self, after_sku: str, *filters: str | None) -> str:
         """A cursor continuing after `after_sku`, bound to `filters`."""
-        data = {"a": after_sku, "f": _fingerprint(*filters)}
-        raw = json.dumps(data, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=") + "." + self._mac(raw)
+        return seal(self._key, {"a": after_sku, "f": _fingerprint(*filters)})
 
     def decode(self, cursor: str, *filters: str | None) -> str:
         """The SKU to continue after; `InvalidCursor` for anything that is not our own cursor."""
-        if len(cursor) > MAX_CURSOR_LENGTH or cursor.count(".") != 1:
-            raise InvalidCursor()
-        body, mac = cursor.split(".")
         try:
-            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        except (binascii.Error, ValueError) as exc:
+            data = unseal(self._key, cursor, max_length=MAX_CURSOR_LENGTH)
+        except BrokenSeal as exc:
             raise InvalidCursor() from exc
-        if not hmac.compare_digest(mac.encode(), self._mac(raw).encode()):
-            raise InvalidCursor()
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidCursor() from exc
-        if not isinstance(data, dict) or data.get("f") != _fingerprint(*filters):
+        if data.get("f") != _fingerprint(*filters):
             raise InvalidCursor()
         return _valid_sku(data.get("a"))

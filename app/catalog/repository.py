@@ -114,15 +114,7 @@ async def upsert_with_changes(
         for item in by_sku.values()
         if item.stock is not None
     ]
-    if stock:
-        stmt = upsert_insert(session, INVENTORY)
-        await session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["sku"],
-                set_={"quantity": stmt.excluded.quantity, "updated_at": stmt.excluded.updated_at},
-            ),
-            stock,
-        )
+    await changelog.write_stock(session, stock)
     changes = [
         change
         for item in by_sku.values()

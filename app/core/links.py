@@ -9,15 +9,11 @@ Checkout Session for that account and nothing else.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
 import re
 import time
 
 from app.core.config import Settings
+from app.core.sealed import BrokenSeal, seal, unseal
 
 UPGRADE_CONTEXT = b"agentmall/upgrade-link/v1"  # opens Checkout
 MANAGE_CONTEXT = b"agentmall/manage-link/v1"  # opens the Customer Portal (a 402's link)
@@ -31,11 +27,6 @@ class InvalidLink(ValueError):
     """The token is malformed, forged, or expired."""
 
 
-def _mac(settings: Settings, payload: bytes, context: bytes = UPGRADE_CONTEXT) -> str:
-    key = settings.signing_key(context)
-    return base64.urlsafe_b64encode(hmac.new(key, payload, hashlib.sha256).digest()[:18]).decode()
-
-
 def upgrade_token(
     settings: Settings,
     account_id: str,
@@ -46,9 +37,7 @@ def upgrade_token(
 ) -> str:
     """A token for `account_id` to buy `plan` (or, with MANAGE_CONTEXT, to manage billing)."""
     expires = int(now or time.time()) + UPGRADE_TTL_S
-    payload = json.dumps({"a": account_id, "p": plan, "x": expires}, separators=(",", ":"))
-    body = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
-    return f"{body}.{_mac(settings, payload.encode(), context)}"
+    return seal(settings.signing_key(context), {"a": account_id, "p": plan, "x": expires})
 
 
 def upgrade_url(settings: Settings, account_id: str, plan: str = "pro") -> str:
@@ -67,19 +56,10 @@ def verify_upgrade_token(
     settings: Settings, token: str, *, now: float = 0, context: bytes = UPGRADE_CONTEXT
 ) -> tuple[str, str]:
     """(account id, plan) of a valid token for `context`; `InvalidLink` otherwise."""
-    if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
-        raise InvalidLink("malformed")
-    body, mac = token.split(".")
     try:
-        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidLink("malformed") from exc
-    if not hmac.compare_digest(mac, _mac(settings, payload, context)):
-        raise InvalidLink("forged")
-    try:
-        data = json.loads(payload)
-    except ValueError as exc:
-        raise InvalidLink("malformed") from exc
+        data = unseal(settings.signing_key(context), token, max_length=MAX_TOKEN_LENGTH)
+    except BrokenSeal as exc:
+        raise InvalidLink(str(exc)) from exc
     account, plan, expires = data.get("a"), data.get("p"), data.get("x")
     if not (isinstance(account, str) and _ACCOUNT.match(account)):
         raise InvalidLink("malformed")

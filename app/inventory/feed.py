@@ -9,14 +9,9 @@ position is the last change served; the next page starts strictly after it.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
-
 from app.core.config import Settings
 from app.core.errors import InvalidCursor
+from app.core.sealed import BrokenSeal, seal, unseal
 
 CURSOR_CONTEXT = b"agentmall/inventory-cursor/v1"
 MAX_CURSOR_LENGTH = 256
@@ -34,32 +29,19 @@ class FeedCursors:
     def from_settings(cls, settings: Settings) -> FeedCursors:
         return cls(settings.signing_key(CURSOR_CONTEXT))
 
-    def _mac(self, payload: bytes) -> str:
-        return hmac.new(self._key, payload, hashlib.sha256).hexdigest()[:16]
-
     def encode(self, position: tuple[int, int]) -> str:
         """The cursor continuing after `position`."""
-        raw = json.dumps({"t": position[0], "i": position[1]}, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=") + "." + self._mac(raw)
+        return seal(self._key, {"t": position[0], "i": position[1]})
 
     def decode(self, cursor: str | None) -> tuple[int, int]:
         """The position to continue after (the start for no cursor); `InvalidCursor` otherwise."""
         if cursor is None:
             return START
-        if len(cursor) > MAX_CURSOR_LENGTH or cursor.count(".") != 1:
-            raise InvalidCursor()
-        body, mac = cursor.split(".")
         try:
-            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        except (binascii.Error, ValueError) as exc:
+            data = unseal(self._key, cursor, max_length=MAX_CURSOR_LENGTH)
+        except BrokenSeal as exc:
             raise InvalidCursor() from exc
-        if not hmac.compare_digest(mac.encode(), self._mac(raw).encode()):
-            raise InvalidCursor()
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidCursor() from exc
-        if not isinstance(data, dict) or set(data) != {"t", "i"}:
+        if set(data) != {"t", "i"}:
             raise InvalidCursor()
         txid, change_id = data["t"], data["i"]
         for part in (txid, change_id):

@@ -128,14 +128,7 @@ async def apply(session: AsyncSession, changes: Sequence[Change], *, prices: set
     if not changes:
         return
     stock = [{"sku": c.sku, "quantity": c.stock, "updated_at": c.changed_at} for c in changes]
-    stmt = upsert_insert(session, INVENTORY)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["sku"],
-            set_={"quantity": stmt.excluded.quantity, "updated_at": stmt.excluded.updated_at},
-        ),
-        stock,
-    )
+    await write_stock(session, stock)
     priced = [
         {"b_sku": c.sku, "b_price": c.price_cents, "b_at": c.changed_at}
         for c in changes
@@ -195,3 +188,17 @@ async def prune_keys(session: AsyncSession, *, older_than: datetime) -> int:
         sa.delete(KEYS).where(sa.tuple_(KEYS.c.scope, KEYS.c.key).in_([tuple(r) for r in stale]))
     )
     return len(stale)
+
+
+async def write_stock(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Set the stock of SKUs: rows of {"sku", "quantity", "updated_at"}."""
+    if not rows:
+        return
+    stmt = upsert_insert(session, INVENTORY)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["sku"],
+            set_={"quantity": stmt.excluded.quantity, "updated_at": stmt.excluded.updated_at},
+        ),
+        list(rows),
+    )
