@@ -72,7 +72,7 @@ class Account(SQLModel, table=True):
     plan_code: str = Field(foreign_key="plans.code", max_length=32)
     role: str = Field(default="user", max_length=16)  # user | admin
     subscription_status: str = Field(default="none", max_length=24)
-    stripe_customer_id: str | None = Field(default=None, max_length=64)
+    stripe_customer_id: str | None = Field(default=None, max_length=64)  # unique (migration 0003)
     stripe_subscription_id: str | None = Field(default=None, max_length=64)
     current_period_start: datetime | None = _ts(nullable=True)
     current_period_end: datetime | None = _ts(nullable=True)

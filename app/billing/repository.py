@@ -84,3 +84,12 @@ async def put_billing_period(session: AsyncSession, period: BillingPeriod) -> No
             },
         )
     )
+
+
+async def set_customer_if_unset(session: AsyncSession, account_id: str, customer_id: str) -> None:
+    """Remember the account's Stripe customer (a short UPDATE; an id already set stays)."""
+    await session.execute(
+        sa.update(Account)
+        .where(col(Account.id) == account_id, col(Account.stripe_customer_id).is_(None))
+        .values(stripe_customer_id=customer_id)
+    )

@@ -8,6 +8,7 @@ before the request is known to be valid (an unknown or free plan is a 422 withou
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import stripe
@@ -30,7 +31,8 @@ from app.models import Account
 
 logger = logging.getLogger("agentmall.billing")
 
-PURCHASABLE = frozenset({"pro"})  # plans with a Stripe price (created by the bootstrap)
+PURCHASABLE = frozenset({"pro"})
+CHECKOUT_TTL_S = 30 * 60  # plans with a Stripe price (created by the bootstrap)
 LIVE_STATUSES = frozenset({"active", "trialing", "past_due", "unpaid"})
 
 
@@ -46,17 +48,16 @@ def return_url(settings: Settings, outcome: str) -> str:
     return f"{settings.PUBLIC_BASE_URL}/v1/billing/return?status={outcome}"
 
 
-async def _customer(session: AsyncSession, client: stripe.StripeClient, account: Account) -> str:
-    """The account's one Stripe customer, created once (idempotently) and then reused."""
+async def _customer(client: stripe.StripeClient, account: Account) -> str:
+    """The account's one Stripe customer: the stored id, else created (idempotently: concurrent
+    checkouts for one account get the same customer)."""
     if account.stripe_customer_id:
         return account.stripe_customer_id
     customer = await client.v1.customers.create_async(
         {"email": account.email, "metadata": {"account_id": account.id}},
         {"idempotency_key": f"agentmall-customer-{account.id}"},
     )
-    account.stripe_customer_id = str(customer["id"])
-    await accounts_repo.add(session, account)
-    return account.stripe_customer_id
+    return str(customer["id"])
 
 
 async def checkout(
@@ -71,31 +72,34 @@ async def checkout(
     if plan not in PURCHASABLE:
         raise PlanNotPurchasable(f"The plan {plan!r} cannot be bought through Checkout.", plan=plan)
     stripe_client = client_or_503(client)
-    locked = await repo.account_for_update(session, account.id)
-    if locked is None:
-        raise InvalidUpgradeLink()
-    if locked.stripe_subscription_id and locked.subscription_status in LIVE_STATUSES:
+    # No row lock here: it would hold key revocations back for as long as Stripe takes. The
+    # customer is created with an idempotency key, so concurrent checkouts share one.
+    if account.stripe_subscription_id and account.subscription_status in LIVE_STATUSES:
         raise AlreadySubscribed()
     ids = await repo.get_settings(session)
     monthly, metered = ids.get(repo.MONTHLY_PRICE_ID), ids.get(repo.METERED_PRICE_ID)
     if not monthly or not metered:
         raise BillingNotBootstrapped()
     try:
-        customer = await _customer(session, stripe_client, locked)
+        customer = await _customer(stripe_client, account)
         created = await stripe_client.v1.checkout.sessions.create_async(
             {
                 "mode": "subscription",
                 "customer": customer,
-                "client_reference_id": locked.id,
-                "metadata": {"account_id": locked.id, "plan": plan},
-                "subscription_data": {"metadata": {"account_id": locked.id, "plan": plan}},
+                "client_reference_id": account.id,
+                "metadata": {"account_id": account.id, "plan": plan},
+                "subscription_data": {"metadata": {"account_id": account.id, "plan": plan}},
                 "line_items": [{"price": monthly, "quantity": 1}, {"price": metered}],
                 "success_url": return_url(settings, "success"),
                 "cancel_url": return_url(settings, "cancel"),
+                # the shortest life Stripe allows: fewer payable sessions left lying around
+                "expires_at": int(time.time()) + CHECKOUT_TTL_S,
             }
         )
     except stripe.StripeError as exc:
         raise _unavailable(exc) from exc
+    if account.stripe_customer_id != customer:  # after the Stripe calls: no lock held during them
+        await repo.set_customer_if_unset(session, account.id, customer)
     return str(created["url"])
 
 
@@ -126,10 +130,8 @@ async def follow_upgrade_link(
     account = await accounts_repo.get_account(session, account_id)
     if account is None:
         raise InvalidUpgradeLink()
-    try:
-        return await checkout(session, client, settings, account=account, plan=plan)
-    except AlreadySubscribed:
-        return await portal(session, client, settings, account)
+    # An upgrade link opens Checkout and nothing else: once the account pays, it answers 409.
+    return await checkout(session, client, settings, account=account, plan=plan)
 
 
 async def follow_manage_link(

@@ -33,6 +33,7 @@ HANDLED = frozenset(WEBHOOK_EVENTS)
 PAID_STATUSES = frozenset({"active", "trialing", "past_due", "unpaid"})
 PRO_LOOKUP_KEYS = frozenset({MONTHLY_LOOKUP_KEY, OVERAGE_LOOKUP_KEY})
 FREE_PLAN = "free"
+STRIPE_PLANS = frozenset({"pro"})  # plans sold through Stripe: the only ones a webhook changes
 
 
 class InvalidSignature(AppError):
@@ -53,7 +54,7 @@ def verify(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]
         raise InvalidSignature("Missing Stripe-Signature header.")
     try:
         event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=300)
-    except stripe.SignatureVerificationError as exc:
+    except (stripe.SignatureVerificationError, TypeError) as exc:  # TypeError: non-ASCII header
         raise InvalidSignature() from exc
     except ValueError as exc:
         raise InvalidPayload() from exc
@@ -97,6 +98,8 @@ async def handle(
             )
             return "other_subscription"
     subscription = await _fetch(client, subscription_id)
+    if subscription is not None and subscription.get("status") not in PAID_STATUSES:
+        subscription = await _live_instead(client, subscription) or subscription
     if subscription is None:
         logger.warning(
             "event %s names subscription %s, which Stripe does not know",
@@ -167,6 +170,33 @@ async def _fetch(client: stripe.StripeClient, subscription_id: str) -> dict[str,
     return found.to_dict()
 
 
+async def _live_instead(
+    client: stripe.StripeClient, ended: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Another live subscription of the same customer (a second Checkout paid by mistake):
+    when one ends, the account follows the one still being paid for, not the free plan."""
+    customer = _id(ended.get("customer"))
+    if customer is None:
+        return None
+    try:
+        found = await client.v1.subscriptions.list_async(
+            {"customer": customer, "status": "all", "limit": 20}
+        )
+    except stripe.StripeError as exc:
+        raise StripeUnavailable() from exc
+    for candidate in found.to_dict().get("data") or []:
+        if candidate.get("id") != ended.get("id") and candidate.get("status") in PAID_STATUSES:
+            logger.error(
+                "customer %s pays for two subscriptions (%s ended, %s live): following %s",
+                customer,
+                ended.get("id"),
+                candidate.get("id"),
+                candidate.get("id"),
+            )
+            return dict(candidate)
+    return None
+
+
 def _period(subscription: dict[str, Any]) -> tuple[datetime, datetime] | None:
     """The current period: on the items (API 2025+) or on the subscription (older versions)."""
     items = (subscription.get("items") or {}).get("data") or []
@@ -197,6 +227,8 @@ async def apply_subscription(
     period = _period(subscription)
     paid = status in PAID_STATUSES
     plan_code = _plan_of(subscription) if paid else FREE_PLAN
+    if not paid and account.plan_code not in STRIPE_PLANS:
+        plan_code = account.plan_code  # a plan the founder assigned (a contract) stays
     if await accounts_repo.get_plan(session, plan_code) is None:
         logger.error("subscription %s names unknown plan %s", subscription.get("id"), plan_code)
         plan_code = account.plan_code

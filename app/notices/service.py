@@ -37,8 +37,12 @@ logger = logging.getLogger("agentmall.notices")
 # (percent, soft-gated plans only), highest first.
 LEVELS: tuple[tuple[int, bool], ...] = ((120, True), (100, False), (80, False))
 MAX_ACCOUNTS_PER_RUN = 200  # emails per run, at most
-CLAIM_BATCH = 25  # accounts per transaction (their notices stay locked while being sent)
-RUN_BUDGET_S = 45.0  # no new send starts after this; the rest waits for the next run
+# One account per transaction: its notices are marked sent in the commit right after its email,
+# so a function killed mid-run (Vercel's maxDuration) re-sends at most the email in flight.
+CLAIM_BATCH = 1
+# No new send starts after this (plus one SMTP timeout of 10 s, it stays under the function's
+# 30 s maxDuration); the rest waits for the next run.
+RUN_BUDGET_S = 15.0
 UPGRADE_PLAN = "pro"
 
 

@@ -38,11 +38,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.config import Settings
 from app.core.db import Database
 from app.models import WebhookAttempt, utcnow
-from app.webhooks import outbox, sender
 from app.webhooks import repository as repo
+from app.webhooks import sender
 from app.webhooks.guard import Resolver, UnsafeWebhookUrl, allowed_hosts, check_url, system_resolver
 from app.webhooks.repository import Claimed
-from app.webhooks.schemas import AttemptPublic, TestResult
 
 logger = logging.getLogger("agentmall.webhooks")
 
@@ -240,30 +239,3 @@ class _Courier:
         if await repo.disable_endpoint(session, claimed.endpoint_id, reason=reason, now=at):
             self.result.endpoints_disabled += 1
             logger.warning("webhook endpoint %s disabled: %s", claimed.endpoint_id, reason)
-
-
-async def send_test(
-    db: Database,
-    settings: Settings,
-    *,
-    endpoint_id: str,
-    account_id: str,
-    resolver: Resolver | None = None,
-) -> TestResult:
-    """`POST /v1/webhooks/{id}/test`: queue a `webhook.test` event and attempt it at once.
-
-    Its own units of work: the event is committed before it is claimed, like any other. A failed
-    test is retried on the normal schedule by the cron."""
-    async with unit_of_work(db) as session:
-        delivery_id = await outbox.enqueue_test(
-            session, endpoint_id=endpoint_id, account_id=account_id
-        )
-    await deliver(db, settings, resolver=resolver, only=[delivery_id])
-    async with unit_of_work(db) as session:
-        rows = await repo.list_attempts(session, endpoint_id, limit=1, delivery_id=delivery_id)
-    attempt = AttemptPublic.model_validate(rows[0], from_attributes=True) if rows else None
-    return TestResult(
-        delivery_id=delivery_id,
-        delivered=bool(attempt and attempt.succeeded),
-        attempt=attempt,
-    )

@@ -105,8 +105,17 @@ def parse_url(url: str, allow: frozenset[str]) -> tuple[str, str, int, bool]:
         raise UnsafeWebhookUrl("not_https", "The URL must be an absolute https:// URL.")
     if parts.username is not None or parts.password is not None:
         raise UnsafeWebhookUrl("credentials_in_url", "The URL must not contain credentials.")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
+        raise UnsafeWebhookUrl(
+            "invalid_url", "The URL must not contain spaces or control characters."
+        )
+    if port == 0:
+        raise UnsafeWebhookUrl("invalid_url", "Port 0 cannot receive webhooks.")
     port = port or (443 if parts.scheme == "https" else 80)
-    host = host.rstrip(".").lower()
+    try:  # one spelling on the wire and in the Host header: IDNA (punycode)
+        host = host.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError as exc:
+        raise UnsafeWebhookUrl("invalid_url", "The URL's host is not a valid name.") from exc
     listed = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}") in allow
     if parts.scheme == "http" and not listed:
         raise UnsafeWebhookUrl("not_https", "The URL must use https://.")

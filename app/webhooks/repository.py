@@ -113,6 +113,9 @@ async def subscribed_endpoints(
     )
     if account_id is not None:
         query = query.where(E.c.account_id == account_id)
+    # FOR KEY SHARE: an endpoint deleted concurrently waits for this transaction instead of
+    # breaking its delivery rows' foreign key (non-key updates of the endpoint do not wait).
+    query = query.with_for_update(key_share=True, of=E)
     rows = (await session.execute(query)).all()
     return [
         row.id

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, status
 
 from app.core.errors import AppError, error_responses
 from app.core.schemas import ResourceId
 from app.deps import ServicesDep, SessionDep, SettingsDep, gate
 from app.gate.decision import GateDecision
-from app.webhooks import delivery, service
+from app.webhooks import delivery, outbox, service
 from app.webhooks.guard import Resolver, system_resolver
 from app.webhooks.schemas import (
     AttemptList,
-    TestResult,
+    TestQueued,
     WebhookCreate,
     WebhookCreated,
     WebhookList,
@@ -90,25 +90,29 @@ async def delete_webhook(webhook_id: ResourceId, session: SessionDep, decision: 
     await service.delete(session, decision.context.account_id, webhook_id)
 
 
-@router.post("/{webhook_id}/test", response_model=TestResult)
+@router.post("/{webhook_id}/test", response_model=TestQueued, status_code=status.HTTP_202_ACCEPTED)
 async def test_webhook(
     webhook_id: ResourceId,
     session: SessionDep,
     services: ServicesDep,
     resolver: ResolverDep,
     decision: TestGate,
-) -> TestResult:
-    """Send a signed `webhook.test` event now; the answer is the attempt's outcome."""
+    background: BackgroundTasks,
+) -> TestQueued:
+    """Queue a signed `webhook.test` event and attempt it right after answering (see
+    `/attempts` for the outcome; a failure is retried on the normal schedule)."""
     endpoint = await service.get(session, decision.context.account_id, webhook_id)
     if not endpoint.enabled:
         raise WebhookDisabled()
-    return await delivery.send_test(
-        services.db,
-        services.settings,
-        endpoint_id=endpoint.id,
-        account_id=endpoint.account_id,
-        resolver=resolver,
+    delivery_id = await outbox.enqueue_test(
+        session, endpoint_id=endpoint.id, account_id=endpoint.account_id
     )
+    # After the response, when this request's unit of work has committed and given its
+    # connection permit back: attempting inline would hold one permit while waiting for another.
+    background.add_task(
+        delivery.deliver, services.db, services.settings, resolver=resolver, only=[delivery_id]
+    )
+    return TestQueued(delivery_id=delivery_id)
 
 
 @router.get("/{webhook_id}/attempts", response_model=AttemptList)

@@ -59,9 +59,6 @@ class AttemptList(BaseModel):
     data: list[AttemptPublic]
 
 
-class TestResult(BaseModel):
+class TestQueued(BaseModel):
     delivery_id: str
-    delivered: bool
-    attempt: AttemptPublic | None = Field(
-        description="The attempt just made (null: queued for the next deliver-webhooks run)."
-    )
+    queued: bool = Field(default=True, description="Attempted right after this answer.")

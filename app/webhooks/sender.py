@@ -72,10 +72,10 @@ async def post(
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign(secret, msg_id, timestamp, body),
     }
-    pinned = httpx.URL(url).copy_with(host=target.address)
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     started = time.monotonic()
     try:
+        pinned = httpx.URL(url).copy_with(host=target.address)
         async with httpx.AsyncClient(
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
@@ -94,6 +94,8 @@ async def post(
         return Outcome(None, _ms(started), f"timed out after {timeout:g} s")
     except httpx.HTTPError as exc:
         return Outcome(None, _ms(started), _describe(exc))
+    except Exception as exc:  # a URL httpx cannot send: recorded and retried like any failure
+        return Outcome(None, _ms(started), f"could not send: {type(exc).__name__}")
     latency = _ms(started)
     if 200 <= response.status_code < 300:
         return Outcome(response.status_code, latency, None)

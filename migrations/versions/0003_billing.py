@@ -19,6 +19,9 @@ TS = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    # one account per Stripe customer: webhook events and meter usage find exactly one
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.create_index("ux_accounts_stripe_customer_id", ["stripe_customer_id"], unique=True)
     op.create_table(
         "stripe_events",
         sa.Column("id", sa.String(length=255), nullable=False),
@@ -85,6 +88,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.drop_index("ux_accounts_stripe_customer_id")
     op.drop_table("usage_notices")
     with op.batch_alter_table("meter_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_meter_events_account_id"))

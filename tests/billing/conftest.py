@@ -80,12 +80,18 @@ class FakeSubscriptions:
         mock.get(url__regex=STRIPE_BASE + r"/v1/subscriptions/(?P<sid>[^/?]+)").mock(
             side_effect=self._get
         )
+        mock.get(f"{STRIPE_BASE}/v1/subscriptions").mock(side_effect=self._list)
 
     def _get(self, request: Any, sid: str) -> Response:
         if sid not in self.current:
             body = {"error": {"type": "invalid_request_error", "code": "resource_missing"}}
             return Response(404, json=body)
         return Response(200, json=self.current[sid])
+
+    def _list(self, request: Any) -> Response:
+        customer = request.url.params.get("customer")
+        data = [s for s in self.current.values() if s["customer"] == customer]
+        return Response(200, json=so.listing(data, "/v1/subscriptions"))
 
     def put(
         self,

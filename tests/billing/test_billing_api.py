@@ -217,3 +217,28 @@ async def test_billing_without_stripe_settings_is_503(
         assert (await plain.get("/v1/products", headers=key_headers(key))).status_code == 200
     await app.state.services.close()
     assert json.dumps({"ok": True})
+
+
+async def test_an_upgrade_link_opens_checkout_and_nothing_else(
+    app: FastAPI, client: AsyncClient, bootstrapped: None, stripe_api: respx.MockRouter
+) -> None:
+    """Review finding: once the account paid, an old upgrade link opened the Customer Portal."""
+    import asyncpg
+
+    from tests.conftest import database_url
+
+    portal = stripe_api.post(f"{STRIPE_BASE}/v1/billing_portal/sessions").mock(
+        return_value=Response(200, json=so.portal_session())
+    )
+    account_id, _ = await make_account(client)
+    link = upgrade_token(app.state.services.settings, account_id)
+    conn = await asyncpg.connect(database_url())
+    await conn.execute(
+        "UPDATE accounts SET stripe_customer_id = 'cus_paid', stripe_subscription_id = 'sub_1',"
+        " subscription_status = 'active', plan_code = 'pro' WHERE id = $1",
+        account_id,
+    )
+    await conn.close()
+    response = await client.get("/v1/billing/upgrade", params={"token": link})
+    assert response.status_code == 409 and response.json()["error"] == "already_subscribed"
+    assert portal.call_count == 0

@@ -207,3 +207,57 @@ async def test_an_event_for_a_subscription_stripe_does_not_know_changes_nothing(
     assert response.status_code == 200
     assert response.json()["outcome"] == "subscription_missing"
     assert (await _account(account_id))["plan_code"] == "free"
+
+
+async def test_a_non_ascii_signature_is_a_400_not_a_500(hooks: AsyncClient) -> None:
+    """Review finding: Stripe's verifier raised TypeError on a non-ASCII header."""
+    body, _ = signed(so.event("invoice.paid", so.invoice()))
+    headers = {"Stripe-Signature": "t=1,v1=\xe9".encode("latin-1").decode("latin-1")}
+    response = await hooks.post(
+        "/v1/stripe/webhook",
+        content=body,
+        headers={k: v.encode("latin-1") for k, v in headers.items()},
+    )
+    assert response.status_code == 400 and response.json()["error"] == "invalid_signature"
+
+
+async def test_a_contract_plan_set_by_the_founder_survives_an_old_subscription_event(
+    client: AsyncClient, hooks: AsyncClient, subscriptions: FakeSubscriptions
+) -> None:
+    """Review finding: a late event for a cancelled subscription moved enterprise to free."""
+    from tests.support.factories import set_account_plan
+
+    account_id, _ = await make_account(client)
+    sub = subscriptions.put(customer="cus_e", account_id=account_id)
+    await deliver(hooks, _sub_event("created", sub))
+    ended = subscriptions.put(
+        customer="cus_e", account_id=account_id, status="canceled", sid=sub["id"]
+    )
+    await deliver(hooks, _sub_event("deleted", ended))
+    await set_account_plan(client, account_id, "enterprise")
+    invoice = so.invoice(customer="cus_e", subscription=sub["id"])
+    assert (await deliver(hooks, so.event("invoice.paid", invoice))).status_code == 200
+    assert (await _account(account_id))["plan_code"] == "enterprise"
+
+
+async def test_two_paid_subscriptions_keep_the_account_on_pro_until_both_end(
+    client: AsyncClient, hooks: AsyncClient, subscriptions: FakeSubscriptions
+) -> None:
+    """Review finding: two Checkout Sessions paid; cancelling the first dropped to free."""
+    account_id, _ = await make_account(client)
+    first = subscriptions.put(customer="cus_2x", account_id=account_id)
+    second = subscriptions.put(customer="cus_2x", account_id=account_id)
+    await deliver(hooks, _sub_event("created", first))
+    outcome = (await deliver(hooks, _sub_event("created", second))).json()["outcome"]
+    assert outcome == "other_subscription"
+    ended = subscriptions.put(
+        customer="cus_2x", account_id=account_id, status="canceled", sid=first["id"]
+    )
+    await deliver(hooks, _sub_event("deleted", ended))
+    account = await _account(account_id)
+    assert account["plan_code"] == "pro" and account["stripe_subscription_id"] == second["id"]
+    gone = subscriptions.put(
+        customer="cus_2x", account_id=account_id, status="canceled", sid=second["id"]
+    )
+    await deliver(hooks, _sub_event("deleted", gone))
+    assert (await _account(account_id))["plan_code"] == "free"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from httpx import AsyncClient
 
+from app.core.config import Settings
 from app.webhooks.service import MAX_ENDPOINTS_PER_ACCOUNT
 from tests.support.factories import key_headers, make_account
 from tests.webhooks.conftest import Receiver, StubDNS, register
@@ -163,10 +164,10 @@ async def test_the_test_endpoint_delivers_a_signed_event_at_once(
     _, key = await make_account(client, plan="pro")
     created = await register(client, key, receiver.url("/test-me"))
     response = await client.post(f"/v1/webhooks/{created['id']}/test", headers=key_headers(key))
-    assert response.status_code == 200, response.text
-    result = response.json()
-    assert result["delivered"] is True
-    assert result["attempt"]["status_code"] == 200 and result["attempt"]["attempt"] == 1
+    assert response.status_code == 202, response.text
+    assert response.json()["queued"] is True  # attempted right after the answer
+    history = await client.get(f"/v1/webhooks/{created['id']}/attempts", headers=key_headers(key))
+    assert [(a["status_code"], a["attempt"]) for a in history.json()["data"]] == [(200, 1)]
     [request] = receiver.requests
     assert request.path == "/test-me"
     event = Webhook(created["secret"]).verify(request.body, request.headers)
@@ -174,8 +175,62 @@ async def test_the_test_endpoint_delivers_a_signed_event_at_once(
 
     receiver.statuses = [503]
     failed = await client.post(f"/v1/webhooks/{created['id']}/test", headers=key_headers(key))
-    assert failed.json()["delivered"] is False
-    assert failed.json()["attempt"]["status_code"] == 503
-    assert failed.json()["attempt"]["error"] == "HTTP 503"
+    assert failed.status_code == 202
     history = await client.get(f"/v1/webhooks/{created['id']}/attempts", headers=key_headers(key))
     assert [a["status_code"] for a in history.json()["data"]] == [503, 200]
+    assert history.json()["data"][0]["error"] == "HTTP 503"
+
+
+async def test_concurrent_tests_never_exhaust_the_connection_permits(
+    settings: Settings, clean_database: None, dns: StubDNS, receiver: Receiver
+) -> None:
+    """Review finding: the test route used to hold its request's permit while waiting for a
+    second one, so DB_MAX_CONNECTIONS concurrent calls hung the instance."""
+    import asyncio
+
+    from httpx import ASGITransport
+
+    from app.main import create_app
+    from app.webhooks.router import get_resolver
+
+    app = create_app(settings.model_copy(update={"DB_MAX_CONNECTIONS": 2}))
+    app.dependency_overrides[get_resolver] = lambda: dns
+    async with AsyncClient(transport=ASGITransport(app), base_url="http://cap") as capped:
+        _, key = await make_account(capped, plan="pro")
+        created = await register(capped, key, receiver.url())
+        path = f"/v1/webhooks/{created['id']}/test"
+        responses = await asyncio.wait_for(
+            asyncio.gather(*(capped.post(path, headers=key_headers(key)) for _ in range(6))), 20
+        )
+    await app.state.services.close()
+    assert {r.status_code for r in responses} == {202}
+    assert len(receiver.requests) == 6
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("https://hooks.example.com/in\x01", "invalid_url"),
+        ("https://hooks.example.com/in put", "invalid_url"),
+        ("https://hooks.example.com:0/in", "invalid_url"),
+    ],
+)
+async def test_urls_httpx_could_not_send_are_refused_at_registration(
+    client: AsyncClient, dns: StubDNS, url: str, reason: str
+) -> None:
+    """Review finding: such URLs used to register, then fail forever without an attempt row."""
+    _, key = await make_account(client, plan="pro")
+    body = {"url": url, "event_types": ["inventory.updated"]}
+    response = await client.post("/v1/webhooks", json=body, headers=key_headers(key))
+    assert response.status_code == 422, response.text
+    assert response.json()["reason"] == reason
+
+
+async def test_an_international_host_is_registered_in_its_ascii_form(
+    client: AsyncClient, dns: StubDNS
+) -> None:
+    dns.answers["xn--bcher-kva.example"] = ["93.184.216.34"]
+    _, key = await make_account(client, plan="pro")
+    body = {"url": "https://bücher.example/in", "event_types": ["inventory.updated"]}
+    response = await client.post("/v1/webhooks", json=body, headers=key_headers(key))
+    assert response.status_code == 201, response.text
