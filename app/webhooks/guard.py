@@ -150,5 +150,8 @@ async def check_url(url: str, resolver: Resolver, allow: frozenset[str]) -> Targ
             problem = "not_loopback"  # the test/dev allowance covers loopback receivers only
         if problem is not None:
             readable = problem.replace("_", " ")
-            raise UnsafeWebhookUrl(problem, f"{host} resolves to a {readable} ({ip}).")
+            # the address itself is named only when the caller wrote it: what a name resolves
+            # to inside our network is none of the caller's business
+            shown = f" ({ip})" if literal is not None else ""
+            raise UnsafeWebhookUrl(problem, f"{host} resolves to a {readable}{shown}.")
     return Target(scheme=scheme, host=host, port=port, address=addresses[0].split("%", 1)[0])

@@ -285,7 +285,7 @@ async def test_a_host_that_changes_its_answer_is_refused_at_delivery(
     [attempt] = await _attempts(client, key, created["id"])
     assert attempt["status_code"] is None and attempt["latency_ms"] == 0
     assert str(attempt["error"]).startswith("refused: ")
-    assert "private address" in str(attempt["error"]) and "10.0.0.7" in str(attempt["error"])
+    assert "private address" in str(attempt["error"]) and "10.0.0.7" not in str(attempt["error"])
 
 
 async def test_the_connection_goes_to_the_checked_address(

@@ -234,3 +234,15 @@ async def test_an_international_host_is_registered_in_its_ascii_form(
     body = {"url": "https://bücher.example/in", "event_types": ["inventory.updated"]}
     response = await client.post("/v1/webhooks", json=body, headers=key_headers(key))
     assert response.status_code == 201, response.text
+
+
+async def test_refusals_never_reveal_what_a_name_resolves_to_internally(
+    client: AsyncClient, dns: StubDNS
+) -> None:
+    """Review finding: the 422 named the private address, mapping our internal DNS for anyone."""
+    dns.answers["db.internal.example"] = ["10.0.3.4"]
+    _, key = await make_account(client, plan="pro")
+    body = {"url": "https://db.internal.example/x", "event_types": ["inventory.updated"]}
+    response = await client.post("/v1/webhooks", json=body, headers=key_headers(key))
+    assert response.status_code == 422 and response.json()["reason"] == "private_address"
+    assert "10.0.3.4" not in response.text
