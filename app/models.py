@@ -218,6 +218,10 @@ class MeterEvent(SQLModel, table=True):
     event_time: datetime = _ts(nullable=False)
     created_at: datetime = _ts(nullable=False, default=utcnow)
     sent_at: datetime | None = _ts(nullable=True)
+    # Stripe refused it (a 4xx other than a duplicate): retried once a day, not on every run,
+    # so refused events never crowd out the rest of the outbox; `refusal` says why.
+    refused_at: datetime | None = _ts(nullable=True)
+    refusal: str | None = Field(default=None, max_length=500)
 
 
 class UsageNotice(SQLModel, table=True):

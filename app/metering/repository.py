@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -151,12 +151,26 @@ async def add_event(session: AsyncSession, event: MeterEvent) -> bool:
     return result.first() is not None
 
 
-async def pending_customers(session: AsyncSession, *, limit: int) -> list[str]:
-    """Stripe customers with unsent events, the longest-waiting first."""
+REFUSAL_RETRY = timedelta(days=1)
+
+
+def _sendable(now: datetime) -> Any:
+    """Unsent, and not refused by Stripe within the last day (refusals are retried daily)."""
+    return sa.and_(
+        col(MeterEvent.sent_at).is_(None),
+        sa.or_(
+            col(MeterEvent.refused_at).is_(None),
+            col(MeterEvent.refused_at) < now - REFUSAL_RETRY,
+        ),
+    )
+
+
+async def pending_customers(session: AsyncSession, *, limit: int, now: datetime) -> list[str]:
+    """Stripe customers with sendable events, the longest-waiting first."""
     oldest = sa.func.min(col(MeterEvent.created_at))
     result = await session.execute(
         select(col(MeterEvent.stripe_customer_id))
-        .where(col(MeterEvent.sent_at).is_(None))
+        .where(_sendable(now))
         .group_by(col(MeterEvent.stripe_customer_id))
         .order_by(oldest, col(MeterEvent.stripe_customer_id))
         .limit(limit)
@@ -174,14 +188,13 @@ async def lock_customer(session: AsyncSession, customer_id: str) -> bool:
     return bool(await session.scalar(select(sa.func.pg_try_advisory_xact_lock(key))))
 
 
-async def unsent_events(session: AsyncSession, customer_id: str) -> Sequence[MeterEvent]:
-    """The customer's unsent events, oldest first, locked."""
+async def unsent_events(
+    session: AsyncSession, customer_id: str, *, now: datetime
+) -> Sequence[MeterEvent]:
+    """The customer's sendable events, oldest first, locked."""
     result = await session.execute(
         select(MeterEvent)
-        .where(
-            col(MeterEvent.stripe_customer_id) == customer_id,
-            col(MeterEvent.sent_at).is_(None),
-        )
+        .where(col(MeterEvent.stripe_customer_id) == customer_id, _sendable(now))
         .order_by(col(MeterEvent.created_at), col(MeterEvent.identifier))
         .with_for_update(skip_locked=True)
     )
@@ -192,6 +205,15 @@ async def mark_sent(session: AsyncSession, identifier: str, at: datetime) -> Non
     """Record Stripe's acknowledgement of an event."""
     await session.execute(
         sa.update(EVENTS).where(EVENTS.c.identifier == identifier).values(sent_at=at)
+    )
+
+
+async def mark_refused(session: AsyncSession, identifier: str, at: datetime, why: str) -> None:
+    """Record Stripe's refusal of an event (it is retried a day later)."""
+    await session.execute(
+        sa.update(EVENTS)
+        .where(EVENTS.c.identifier == identifier)
+        .values(refused_at=at, refusal=why[:500])
     )
 
 

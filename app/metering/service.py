@@ -13,9 +13,10 @@ Two phases, each safe to crash, retry or run twice at once:
 2. **Send**: each Stripe customer's unsent events, oldest first, under a per-customer lock, one
    call at a time. An event is marked sent only once Stripe acknowledged it; a crash in between
    means it is sent again with the same identifier, and Stripe answers "already exists", which
-   we count as acknowledged. A refusal (another 4xx) is logged and the event kept; any other
-   failure (network, 5xx, 429, auth) stops the phase: the events stay in the outbox for the next
-   run, and nothing else (the data plane least of all) waits on Stripe.
+   we count as acknowledged. A refusal (another 4xx) is logged and the event kept, retried a
+   day later (so refused events never crowd out the rest of the outbox); any other failure
+   (network, 5xx, 429, auth) stops the phase: the events stay in the outbox for the next run,
+   and nothing else (the data plane least of all) waits on Stripe.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ async def flush(db: Database, stripe: StripeClient, *, now: datetime | None = No
     """Plan new overage into the outbox, then send the outbox to the Stripe meter."""
     now = now or utcnow()
     planned = await plan(db, now=now)
-    outcome = await send(db, stripe)
+    outcome = await send(db, stripe, now=now)
     async with _unit_of_work(db) as session:
         pending = await repo.count_unsent(session)
     return FlushResult(
@@ -119,34 +120,45 @@ def _event(period: PeriodUsage, *, now: datetime) -> MeterEvent:
     )
 
 
-async def send(db: Database, stripe: StripeClient) -> SendOutcome:
+async def send(db: Database, stripe: StripeClient, *, now: datetime | None = None) -> SendOutcome:
     """Send the outbox, customer by customer, until it is empty or Stripe fails."""
     async with _unit_of_work(db) as session:
         stored = await billing_repo.get_settings(session)
-        customers = await repo.pending_customers(session, limit=SEND_MAX_CUSTOMERS)
+        customers = await repo.pending_customers(
+            session, limit=SEND_MAX_CUSTOMERS, now=now or utcnow()
+        )
     event_name = stored.get(billing_repo.METER_EVENT_NAME) or DEFAULT_EVENT_NAME
     outcome = SendOutcome()
     for customer in customers:
-        await _send_customer(db, stripe, customer, event_name=event_name, outcome=outcome)
+        await _send_customer(
+            db, stripe, customer, event_name=event_name, outcome=outcome, now=now or utcnow()
+        )
         if outcome.failed:
             break
     return outcome
 
 
 async def _send_customer(
-    db: Database, stripe: StripeClient, customer: str, *, event_name: str, outcome: SendOutcome
+    db: Database,
+    stripe: StripeClient,
+    customer: str,
+    *,
+    event_name: str,
+    outcome: SendOutcome,
+    now: datetime,
 ) -> None:
     """Send one customer's unsent events in order, marking each as Stripe acknowledges it."""
     async with _unit_of_work(db) as session:
         if not await repo.lock_customer(session, customer):
             return  # a concurrent flush is sending this customer's events
-        for event in await repo.unsent_events(session, customer):
+        for event in await repo.unsent_events(session, customer, now=now):
             try:
                 await _create(stripe, event, event_name=event_name)
             except InvalidRequestError as exc:
                 if not is_duplicate(exc):
                     outcome.rejected += 1
                     logger.error("meter event %s refused: %s", event.identifier, exc)
+                    await repo.mark_refused(session, event.identifier, now, str(exc))
                     continue
                 logger.info("meter event %s was already at Stripe", event.identifier)
             except StripeError as exc:

@@ -68,6 +68,8 @@ def upgrade() -> None:
         sa.Column("event_time", TS, nullable=False),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("sent_at", TS, nullable=True),
+        sa.Column("refused_at", TS, nullable=True),
+        sa.Column("refusal", sa.String(length=500), nullable=True),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"]),
         sa.PrimaryKeyConstraint("identifier"),
     )

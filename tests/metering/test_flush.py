@@ -382,8 +382,13 @@ async def test_a_refused_event_stays_unsent_and_others_go_on(
 
     assert result == FlushResult(planned=2, sent=1, rejected=1, pending=1)
     assert meter.totals() == {known.customer: 7}
-    meter.refuse.clear()  # fixed at Stripe: the next run sends it
-    assert await service.flush(db, client) == FlushResult(planned=0, sent=1, pending=0)
+    meter.refuse.clear()  # fixed at Stripe
+    # a refused event waits a day (it must not crowd out the rest of the outbox on every run)
+    assert await service.flush(db, client) == FlushResult(planned=0, sent=0, pending=1)
+    tomorrow = utcnow() + timedelta(days=1, minutes=1)
+    assert await service.flush(db, client, now=tomorrow) == FlushResult(
+        planned=0, sent=1, pending=0
+    )
     assert meter.totals() == {known.customer: 7, unknown.customer: 5}
 
 
