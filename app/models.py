@@ -310,6 +310,7 @@ class WebhookEndpoint(SQLModel, table=True):
     disabled_reason: str | None = Field(default=None, max_length=200)
     disabled_at: datetime | None = _ts(nullable=True)
     failing_since: datetime | None = _ts(nullable=True)  # first failure of the current streak
+    last_failed_at: datetime | None = _ts(nullable=True)  # a quiet day ends a streak
     created_at: datetime = _ts(nullable=False, default=utcnow)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -283,6 +283,9 @@ async def cancel_delivery(session: AsyncSession, claimed: Claimed, *, now: datet
     )
 
 
+STREAK_GAP = timedelta(days=2)  # > the longest retry gap (10 h) and a daily (Hobby) cron
+
+
 async def endpoint_succeeded(session: AsyncSession, endpoint_id: str) -> None:
     await session.execute(
         sa.update(E)
@@ -292,12 +295,23 @@ async def endpoint_succeeded(session: AsyncSession, endpoint_id: str) -> None:
 
 
 async def endpoint_failed(session: AsyncSession, endpoint_id: str, *, now: datetime) -> datetime:
-    """Start (or continue) the endpoint's failure streak; returns when it started."""
+    """Start (or continue) the endpoint's failure streak; returns when it started. A streak is
+    failing *continuously*: a failure after two days without any (longer than the longest retry
+    gap) starts a new one, so an old streak never disables an endpoint on one new failure."""
+    quiet = now - STREAK_GAP
     await session.execute(
         sa.update(E)
-        .where(E.c.id == endpoint_id, E.c.failing_since.is_(None))
+        .where(
+            E.c.id == endpoint_id,
+            sa.or_(
+                E.c.failing_since.is_(None),
+                E.c.last_failed_at.is_(None),
+                E.c.last_failed_at < quiet,
+            ),
+        )
         .values(failing_since=now)
     )
+    await session.execute(sa.update(E).where(E.c.id == endpoint_id).values(last_failed_at=now))
     query = sa.select(E.c.failing_since).where(E.c.id == endpoint_id)
     since = (await session.execute(query)).scalar_one_or_none()
     return _aware(since) if since is not None else now

@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("disabled_reason", sa.String(length=200), nullable=True),
         sa.Column("disabled_at", TS, nullable=True),
         sa.Column("failing_since", TS, nullable=True),
+        sa.Column("last_failed_at", TS, nullable=True),
         sa.Column("created_at", TS, nullable=False),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"]),
         sa.PrimaryKeyConstraint("id"),

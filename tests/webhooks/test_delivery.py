@@ -222,12 +222,12 @@ async def test_an_endpoint_failing_for_five_days_is_disabled(
     _, key = await make_account(client, plan="pro")
     created = await register(client, key, receiver.url())
     receiver.default_status = 503
-    await queue(db, "inventory.updated", {"sku": "X"})
-    at = utcnow()
-    await deliver(db, settings, now=at, resolver=dns)
-    await deliver(db, settings, now=at + timedelta(days=4), resolver=dns)
+    at = utcnow() + timedelta(seconds=1)  # every queued event is due
+    for day in range(5):  # an event a day, every attempt failing
+        await queue(db, "inventory.updated", {"sku": f"X{day}"})
+        await deliver(db, settings, now=at + timedelta(days=day), resolver=dns)
     assert (await _endpoint(client, key, created["id"]))["enabled"] is True
-    await queue(db, "inventory.updated", {"sku": "Y"})  # a second event, days later
+    await queue(db, "inventory.updated", {"sku": "Y"})
     result = await deliver(db, settings, now=at + timedelta(days=5, seconds=1), resolver=dns)
     assert result.endpoints_disabled == 1
     endpoint = await _endpoint(client, key, created["id"])
@@ -237,6 +237,23 @@ async def test_an_endpoint_failing_for_five_days_is_disabled(
     statuses = await conn.fetch("SELECT status FROM webhook_deliveries ORDER BY created_at")
     await conn.close()
     assert {r["status"] for r in statuses} <= {"cancelled", "failed"}
+
+
+async def test_one_failure_after_a_quiet_week_does_not_disable(
+    client: AsyncClient, db: Database, settings: Settings, receiver: Receiver, dns: StubDNS
+) -> None:
+    """Review finding: an old streak (never ended by a success) disabled an endpoint on the first
+    failure after days without any delivery."""
+    _, key = await make_account(client, plan="pro")
+    created = await register(client, key, receiver.url())
+    receiver.default_status = 503
+    at = utcnow()
+    await queue(db, "inventory.updated", {"sku": "X"})
+    await deliver(db, settings, now=at, resolver=dns)  # fails: a streak starts
+    await queue(db, "inventory.updated", {"sku": "Y"})
+    result = await deliver(db, settings, now=at + timedelta(days=7), resolver=dns)  # fails once
+    assert result.endpoints_disabled == 0
+    assert (await _endpoint(client, key, created["id"]))["enabled"] is True
 
 
 async def test_a_success_ends_the_failure_streak(
