@@ -113,11 +113,6 @@ async def get_key(session: AsyncSession, key_id: str) -> ApiKey | None:
     return await session.get(ApiKey, key_id)
 
 
-async def get_key_by_hash(session: AsyncSession, key_hash: str) -> ApiKey | None:
-    result = await session.execute(select(ApiKey).where(col(ApiKey.key_hash) == key_hash))
-    return result.scalars().first()
-
-
 async def set_key_status(session: AsyncSession, key: ApiKey, status: str) -> None:
     key.status = status
     if status == "revoked":

@@ -163,11 +163,12 @@ async def set_key_status(
         raise LastKey()  # a developer must never lock themselves out of their own account
     if key.status != status:
         await repo.set_key_status(session, key, status)
-        await _bump_account(session, versions, key.account_id)
+        await bump_account(session, versions, key.account_id)
     return key
 
 
-async def _bump_account(session: AsyncSession, versions: PolicyVersions, account_id: str) -> None:
+async def bump_account(session: AsyncSession, versions: PolicyVersions, account_id: str) -> None:
+    """Bump the account's policy version; published once the unit of work commits."""
     version = await repo.bump_account_version(session, account_id)
     versions.account_after_commit(session, account_id, version)
 
@@ -239,7 +240,7 @@ async def set_account_plan(
         raise PlanNotFound()
     account.plan_code = plan_code
     await repo.add(session, account)
-    await _bump_account(session, versions, account_id)
+    await bump_account(session, versions, account_id)
     await session.refresh(account)
     return account
 
@@ -253,5 +254,5 @@ async def set_subscription_status(
         raise AccountNotFound()
     account.subscription_status = status
     await repo.add(session, account)
-    await _bump_account(session, versions, account_id)
+    await bump_account(session, versions, account_id)
     return account

@@ -20,6 +20,7 @@ import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import repository as accounts_repo
+from app.accounts import service as accounts_service
 from app.accounts.versions import PolicyVersions
 from app.billing import repository as repo
 from app.billing.errors import StripeUnavailable
@@ -251,5 +252,4 @@ async def apply_subscription(
                 stripe_customer_id=account.stripe_customer_id,
             ),
         )
-    version = await accounts_repo.bump_account_version(session, account.id)
-    versions.account_after_commit(session, account.id, version)
+    await accounts_service.bump_account(session, versions, account.id)
