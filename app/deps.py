@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog.search.engine import SearchEngine
 from app.core.config import Settings
 from app.gate import errors
 from app.gate.decision import GateDecision
@@ -30,6 +31,13 @@ def get_settings_dep(services: ServicesDep) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_search_engine(services: ServicesDep) -> SearchEngine:
+    return services.search
+
+
+SearchEngineDep = Annotated[SearchEngine, Depends(get_search_engine)]
 
 
 async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:

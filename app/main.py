@@ -14,6 +14,7 @@ from app.accounts.router import router as account_router
 from app.admin.router import router as admin_router
 from app.billing.router import router as billing_router
 from app.billing.webhook_app import add_webhook_route
+from app.catalog.router import categories_router
 from app.catalog.router import router as catalog_router
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         usage_router,
         billing_router,
         catalog_router,
+        categories_router,
         inventory_router,
         webhooks_router,
         admin_router,

@@ -11,6 +11,7 @@ import stripe
 
 from app.accounts.versions import PolicyVersions
 from app.billing.stripe_client import build_stripe
+from app.catalog.search.engine import SearchEngine, engine_for
 from app.core.client_ip import ClientIP
 from app.core.config import Settings
 from app.core.db import Database
@@ -34,6 +35,7 @@ class Services:
     gate: Gate = field(init=False)
     public_limiter: PublicLimiter = field(init=False)
     stripe: stripe.StripeClient | None = field(init=False)  # None: billing not configured
+    search: SearchEngine = field(init=False)
 
     def __post_init__(self) -> None:
         self.keys = RedisKeys(self.settings.REDIS_KEY_PREFIX)
@@ -44,6 +46,7 @@ class Services:
         self.gate = Gate(self.settings, self.redis, self.keys, resolver)
         self.public_limiter = PublicLimiter(self.settings, self.redis, self.client_ip)
         self.stripe = build_stripe(self.settings)
+        self.search = engine_for(self.settings.SEARCH_ENGINE)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

@@ -71,7 +71,7 @@ async def clean_database(migrated_database: list[dict[str, Any]]) -> AsyncIterat
         "TRUNCATE stripe_events, billing_settings, billing_periods, meter_reports, meter_events, "
         "usage_notices, degraded_calls, usage_rollups, api_keys, inventory, products, accounts, "
         "inventory_changes, idempotency_keys, webhook_attempts, webhook_deliveries, "
-        "webhook_events, webhook_endpoints "
+        "webhook_events, webhook_endpoints, search_words "
         "RESTART IDENTITY CASCADE"
     )
     await conn.execute("DELETE FROM plans")

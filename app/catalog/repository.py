@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.catalog.schemas import ProductIn
+from app.catalog.search import repository as search_repo
+from app.catalog.search.text import product_vocabulary
 from app.core.db import upsert_insert
 from app.inventory import repository as changelog
 from app.inventory.repository import Change
@@ -27,38 +29,15 @@ def _with_stock() -> Any:
     )
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-async def search(
-    session: AsyncSession,
-    *,
-    q: str | None,
-    category: str | None,
-    after_sku: str | None,
-    limit: int,
-) -> list[ProductRow]:
-    """Products ordered by SKU (keyset pagination: stable under inserts, no OFFSET scans)."""
-    query = _with_stock().order_by(col(Product.sku)).limit(limit)
-    if q:
-        pattern = f"%{_escape_like(q.lower())}%"
-        query = query.where(
-            sa.or_(
-                sa.func.lower(col(Product.name)).like(pattern, escape="\\"),
-                sa.func.lower(col(Product.description)).like(pattern, escape="\\"),
-                sa.func.lower(col(Product.sku)).like(pattern, escape="\\"),
-            )
-        )
-    if category:
-        query = query.where(col(Product.category) == category)
-    if after_sku:
-        query = query.where(col(Product.sku) > after_sku)
-    return [(p, int(s)) for p, s in (await session.execute(query)).all()]
-
-
 async def get(session: AsyncSession, sku: str) -> ProductRow | None:
-    row = (await session.execute(_with_stock().where(col(Product.sku) == sku))).first()
+    """The product with this SKU, compared case-insensitively (an exact-case match first)."""
+    query = (
+        _with_stock()
+        .where(sa.func.lower(col(Product.sku)) == sku.lower())
+        .order_by((col(Product.sku) == sku).desc(), col(Product.sku))
+        .limit(1)
+    )
+    row = (await session.execute(query)).first()
     return (row[0], int(row[1])) if row else None
 
 
@@ -121,8 +100,21 @@ async def upsert_with_changes(
         if (change := _product_change(item, before.get(item.sku), now)) is not None
     ]
     await changelog.record(session, changes)
+    await _add_words(session, by_sku.values(), existing=set(before))
     await session.flush()
     return len(by_sku) - len(before), len(before), changes
+
+
+async def _add_words(session: AsyncSession, items: Iterable[ProductIn], existing: set[str]) -> None:
+    """Keep the spelling word list current: new products count their words, updates add any new."""
+    created: dict[str, int] = {}
+    updated: dict[str, int] = {}
+    for item in items:
+        target = updated if item.sku in existing else created
+        for word in product_vocabulary(item.name, item.category, item.attributes):
+            target[word] = target.get(word, 0) + 1
+    await search_repo.add_words(session, created, new=True)
+    await search_repo.add_words(session, {w: 1 for w in updated if w not in created}, new=False)
 
 
 _COMPARED = ("name", "description", "category", "price_cents", "currency", "attributes")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import StringConstraints
+from fastapi.exceptions import RequestValidationError
+from pydantic import StringConstraints, ValidationError
 
 from app.catalog import service
 from app.catalog.cursor import MAX_CURSOR_LENGTH, CursorCodec
@@ -16,13 +17,24 @@ from app.catalog.schemas import (
     ProductPage,
     ProductPublic,
 )
+from app.catalog.search import service as search_service
+from app.catalog.search.schemas import (
+    MAX_ATTRIBUTE_FILTERS,
+    MAX_FILTER_VALUES,
+    MAX_PRICE_CENTS,
+    CategoryList,
+    SearchRequest,
+    SearchResponse,
+    Sort,
+)
+from app.catalog.search.service import Search, attribute_expression
 from app.core.errors import error_responses
 from app.core.features import BULK_SKUS_PER_UNIT, cost_per
 from app.core.schemas import CleanStr
-from app.deps import SessionDep, SettingsDep, gate
+from app.deps import SearchEngineDep, SessionDep, SettingsDep, gate
 from app.gate.decision import GateDecision
 
-SearchText = Annotated[CleanStr, StringConstraints(min_length=1, max_length=100)]
+SearchText = Annotated[CleanStr, StringConstraints(min_length=1, max_length=200)]
 
 router = APIRouter(
     prefix="/v1/products",
@@ -30,7 +42,15 @@ router = APIRouter(
     responses=error_responses(400, 401, 402, 403, 404, 413, 422, 429, 503),
 )
 
+categories_router = APIRouter(
+    prefix="/v1/categories",
+    tags=["catalog"],
+    responses=error_responses(401, 402, 403, 429, 503),
+)
+
 ReadGate = Annotated[GateDecision, Depends(gate("catalog.read", "products.list"))]
+SearchGate = Annotated[GateDecision, Depends(gate("catalog.read", "products.search"))]
+CategoriesGate = Annotated[GateDecision, Depends(gate("catalog.read", "categories.list"))]
 GetGate = Annotated[GateDecision, Depends(gate("catalog.read", "products.get"))]
 
 
@@ -50,27 +70,118 @@ CursorParam = Annotated[
         " any other value is a 400 `invalid_cursor`).",
     ),
 ]
+ListParam = Annotated[list[str], Query(max_length=MAX_FILTER_VALUES)]
+
+
+def _search_request(**fields: Any) -> SearchRequest:
+    """A `SearchRequest` from query parameters; a bad one is a 422 naming the parameter."""
+    try:
+        return SearchRequest.model_validate(fields)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("query", *_query_loc(e["loc"]))} for e in exc.errors()]
+        ) from exc
+
+
+_PARAMS = {"categories": "category", "brands": "brand", "attributes": "attr", "query": "q"}
+
+
+def _query_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The query parameter a `SearchRequest` error location came from."""
+    parts = [p for p in loc if isinstance(p, str) and p not in ("filters", "pagination")]
+    if parts[:1] == ["price"]:
+        return ("price_max",) if parts[1:2] == ["max"] else ("price_min",)
+    return (_PARAMS.get(parts[0], parts[0]),) if parts else ("q",)
 
 
 @router.get("", response_model=ProductPage)
 async def list_products(
     session: SessionDep,
     settings: SettingsDep,
+    engine: SearchEngineDep,
     _: ReadGate,
-    q: Annotated[SearchText | None, Query()] = None,
-    category: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")] = None,
+    q: Annotated[SearchText | None, Query(description="Ranked full-text search.")] = None,
+    category: Annotated[
+        list[str], Query(max_length=MAX_FILTER_VALUES, description="Slug or name.")
+    ] = [],  # noqa: B006 - FastAPI copies defaults
+    brand: ListParam = [],  # noqa: B006
+    price_min: Annotated[int | None, Query(ge=0, le=MAX_PRICE_CENTS)] = None,
+    price_max: Annotated[int | None, Query(ge=0, le=MAX_PRICE_CENTS)] = None,
+    in_stock: bool | None = None,
+    attr: Annotated[
+        list[str],
+        Query(
+            max_length=MAX_ATTRIBUTE_FILTERS,
+            description="Attribute filters: `size=10`, `ram_gb>=16`, `weight_kg<2`.",
+        ),
+    ] = [],  # noqa: B006
+    sort: Sort | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: CursorParam = None,
 ) -> ProductPage:
-    """Search the catalog (`q` in name, description or SKU), newest page first by SKU."""
-    cursors = CursorCodec(settings.cursor_key)
-    return await service.search(session, cursors, q=q, category=category, limit=limit, after=cursor)
+    """Search the catalog: relevance-ranked with `q` (see `POST /v1/products/search`), else by
+    SKU; filters by category, brand, price (cents), stock and attributes."""
+    attributes = []
+    for index, expression in enumerate(attr):
+        try:
+            attributes.append(attribute_expression(expression))
+        except ValueError as exc:
+            raise RequestValidationError(
+                [{"loc": ("query", "attr"), "msg": f"attr[{index}]: {exc}", "type": "value_error"}]
+            ) from exc
+    request = _search_request(
+        query=q,
+        filters={
+            "categories": category,
+            "brands": brand,
+            "price": {"min": price_min, "max": price_max},
+            "in_stock": in_stock,
+            "attributes": attributes,
+        },
+        sort=sort,
+        pagination={"cursor": cursor, "limit": limit},
+    )
+    result = await Search(engine, session, CursorCodec(settings.cursor_key)).run(request)
+    return ProductPage(
+        data=[ProductPublic(**p.model_dump(exclude={"score", "brand"})) for p in result.products],
+        next_cursor=result.pagination.cursor,
+    )
+
+
+@router.post("/search", response_model=SearchResponse)
+async def search_products(
+    session: SessionDep,
+    settings: SettingsDep,
+    engine: SearchEngineDep,
+    body: SearchRequest,
+    _: SearchGate,
+) -> SearchResponse:
+    """Ranked, typo-tolerant product search (UCP `search_catalog` shape).
+
+    `query` uses web-search syntax: words in any order must all match, `"a phrase"`, `or`,
+    `-excluded`; the last word also matches as a prefix; accents and plurals don't matter; an
+    exact SKU or GTIN/ISBN ranks first. `filters`: categories (slug or name), brands, price
+    (cents, inclusive), in_stock, attributes (`eq`, `gt`, `gte`, `lt`, `lte`). `sort`: relevance
+    (default with a query), price_asc, price_desc, newest, sku. `facets: true` adds counts per
+    category, brand and price band. `messages` carries spelling suggestions (`did_you_mean`) and
+    says when the query was corrected or relaxed. Relevance pages stop after the first
+    1,000 results; `total_count` is exact up to 10,000 (`total_count_capped` beyond).
+    """
+    return await Search(engine, session, CursorCodec(settings.cursor_key)).run(body)
 
 
 @router.post("/bulk", response_model=BulkResponse)
 async def bulk_products(session: SessionDep, body: BulkRequest, _: BulkGate) -> BulkResponse:
     """Up to 100 products in one call (paid plans); costs 1 unit per 10 SKUs."""
     return await service.bulk(session, body.skus)
+
+
+@categories_router.get("", response_model=CategoryList)
+async def list_categories(
+    session: SessionDep, engine: SearchEngineDep, _: CategoriesGate
+) -> CategoryList:
+    """Every category with its slug (use it in filters), display name and product count."""
+    return await search_service.list_categories(engine, session)
 
 
 @router.get("/{sku}", response_model=ProductPublic)

@@ -3,6 +3,13 @@
 Seeded, offline and reproducible: the packaged `data/sample_catalog.jsonl.gz` is its output.
 Rebuild it with `python -m app.catalog.sample app/catalog/data/sample_catalog.jsonl.gz`.
 Brands, authors and publishers are invented, so no listing can be mistaken for a real offer.
+
+Realistic enough to judge search (tests/catalog/test_search_relevance.py): names as shops write
+them (type, brand, model, size), attributes a filter can use, a GTIN-13 on every branded product
+(books carry an ISBN instead) and a few hand-written listings with accented names ("Café
+Lumière", "Müller & Söhne", "Crème Brûlée…"), appended after each category's generated ones so
+the generated SKUs keep their products. GTINs use the GS1 restricted-circulation prefix 2, so they
+cannot collide with a real trade item.
 """
 
 from __future__ import annotations
@@ -89,7 +96,7 @@ def laptop(rng: random.Random) -> Draft:
     dollars = 520 + cpu_extra + gpu_extra + ram * 9 + storage * 0.12 + (screen - 13) * 40
     size = f"{screen:g}"
     disk = f"{storage // 1024}TB" if storage >= 1024 else f"{storage}GB"
-    name = f'{brand} {line} {size}" ({cpu_short}, {ram}GB, {disk} SSD)'
+    name = f'{brand} {line} {size}" Laptop ({cpu_short}, {ram}GB, {disk} SSD)'
     graphics = "integrated graphics" if gpu == "integrated" else f"{gpu} graphics"
     description = _pick(
         rng,
@@ -134,7 +141,7 @@ def phone(rng: random.Random) -> Draft:
     tier = 0.55 if any(w in line for w in ("Lite", "Mini")) else tier
     dollars = (450 + generation * 25) * tier + storage * 0.35
     disk = "1TB" if storage == 1024 else f"{storage}GB"
-    name = f"{brand} {line} {generation} {disk} ({color})"
+    name = f"{brand} {line} {generation} 5G Smartphone, {disk} ({color})"
     camera = _pick(rng, (12, 48, 50, 108, 200))
     description = _pick(
         rng,
@@ -227,7 +234,8 @@ def monitor(rng: random.Random) -> Draft:
     model = f"{MONITOR_BRANDS[brand]}{size}{rng.randint(10, 99)}{_pick(rng, ('', 'Q', 'U', 'G'))}"
     dollars = base * (1.9 if panel == "OLED" else 1.0) + max(0, refresh - 75) * 1.2
     curved = size >= 34 and rng.random() < 0.8
-    name = f'{brand} {model} {size}" {resolution} {refresh}Hz {panel}{" Curved" if curved else ""}'
+    shape = " Curved" if curved else ""
+    name = f'{brand} {model} {size}" {resolution} {refresh}Hz {panel}{shape} Monitor'
     description = _pick(
         rng,
         (
@@ -762,6 +770,267 @@ CATEGORIES: tuple[tuple[str, str, int, Maker], ...] = (
 )
 
 
+# Hand-written listings with accented names (and one unaccented name a shopper may type with
+# accents), appended after the generated ones of their category: (category, name, description,
+# price in cents, attributes, stock). Invented brands only.
+EXTRAS: tuple[tuple[str, str, str, int, dict[str, Any], int], ...] = (
+    (
+        "coffee",
+        "Café Lumière Colombia Huila Washed Medium Roast, 340g",
+        "Single-origin Colombia coffee with notes of caramel, red apple and cocoa.",
+        1799,
+        {
+            "kind": "beans",
+            "roaster": "Café Lumière",
+            "origin": "Colombia",
+            "region": "Huila",
+            "roast": "medium",
+            "process": "washed",
+            "weight_g": 340,
+            "grind": "whole bean",
+            "tasting_notes": ["caramel", "red apple", "cocoa"],
+        },
+        84,
+    ),
+    (
+        "coffee",
+        "Señor Tostado Guatemala Antigua Natural Dark Roast, 500g (Espresso Grind)",
+        "Single-origin Guatemala coffee with notes of cocoa, brown sugar and hazelnut.",
+        2199,
+        {
+            "kind": "beans",
+            "roaster": "Señor Tostado",
+            "origin": "Guatemala",
+            "region": "Antigua",
+            "roast": "dark",
+            "process": "natural",
+            "weight_g": 500,
+            "grind": "espresso",
+            "tasting_notes": ["cocoa", "brown sugar", "hazelnut"],
+        },
+        37,
+    ),
+    (
+        "coffee",
+        "Crema Lab Crème 3 Espresso Machine (Copper)",
+        "The Crema Lab Crème 3 espresso machine: precise, quiet and easy to clean.",
+        89999,
+        {"kind": "equipment", "brand": "Crema Lab", "type": "espresso machine", "wattage": 1600},
+        6,
+    ),
+    (
+        "kitchen",
+        "Müller & Söhne Classic 20cm Chef's Knife",
+        "A hand-forged chef's knife from Müller & Söhne, made for everyday cooking.",
+        12999,
+        {"brand": "Müller & Söhne", "type": "chef's knife", "material": "carbon steel"},
+        22,
+    ),
+    (
+        "kitchen",
+        "Culina Brûlée Pro Kitchen Torch (Black)",
+        "A refillable butane torch for crème brûlée, meringue and searing.",
+        3499,
+        {"brand": "Culina", "type": "kitchen torch", "color": "black"},
+        140,
+    ),
+    (
+        "kitchen",
+        "Hearthwell Crème Artisan 4.8L Stand Mixer (Cream)",
+        "A dependable stand mixer from Hearthwell, made for everyday baking.",
+        37999,
+        {
+            "brand": "Hearthwell",
+            "type": "stand mixer",
+            "wattage": 900,
+            "color": "cream",
+            "capacity_l": 4.8,
+        },
+        0,
+    ),
+    (
+        "headphones",
+        "Öresund Audio Fjäll 3 ANC Wireless Over-Ear Headphones (Black)",
+        "Over-ear headphones with active noise cancelling and 40 hours of battery.",
+        27999,
+        {
+            "brand": "Öresund Audio",
+            "type": "over-ear",
+            "wireless": True,
+            "noise_cancelling": True,
+            "battery_hours": 40,
+            "driver_mm": 40,
+            "color": "black",
+            "weight_g": 254,
+        },
+        58,
+    ),
+    (
+        "headphones",
+        "Klangmüller Bühne 5 In-Ear Monitors (Silver)",
+        "In-ear monitors with a balanced, detailed sound for the stage.",
+        18999,
+        {
+            "brand": "Klangmüller",
+            "type": "in-ear",
+            "wireless": False,
+            "noise_cancelling": False,
+            "driver_mm": 10,
+            "color": "silver",
+            "weight_g": 6,
+        },
+        12,
+    ),
+    (
+        "running-shoes",
+        "Ñandú Carrera 3 Men's Running Shoe - Black/Red - US 10",
+        "A cushioned road running shoe with an 8 mm drop.",
+        13999,
+        {
+            "brand": "Ñandú",
+            "gender": "men",
+            "size": 10.0,
+            "size_system": "US",
+            "width": "standard",
+            "color": "black/red",
+            "surface": "road",
+            "drop_mm": 8,
+            "weight_g": 262,
+            "carbon_plate": False,
+        },
+        31,
+    ),
+    (
+        "outdoor",
+        "Bergwärts Höhenweg 2P 4-Season Tent",
+        "A 4-season tent for 2, weighing 2.8 kg packed.",
+        54999,
+        {
+            "brand": "Bergwärts",
+            "type": "tent",
+            "capacity_people": 2,
+            "seasons": 4,
+            "weight_kg": 2.8,
+        },
+        9,
+    ),
+    (
+        "books",
+        "Crème Brûlée and Other Custards (Hardcover)",
+        "Over 100 dependable recipes. By Amélie Duchêne.",
+        2899,
+        {
+            "author": "Amélie Duchêne",
+            "isbn": "9781917352048",
+            "pages": 240,
+            "format": "hardcover",
+            "genre": "cookbook",
+            "publisher": "Lantern House",
+            "year": 2021,
+            "language": "en",
+        },
+        45,
+    ),
+    (
+        "books",
+        "The Café on Rue Ménard (Paperback)",
+        "A sweeping story of three generations. By José Ibáñez.",
+        1599,
+        {
+            "author": "José Ibáñez",
+            "isbn": "9781917352055",
+            "pages": 384,
+            "format": "paperback",
+            "genre": "fiction",
+            "publisher": "Harrow & Finch",
+            "year": 2019,
+            "language": "en",
+        },
+        63,
+    ),
+    (
+        "books",
+        "Señor Bear Can't Sleep (Paperback)",
+        "A bedtime story to read aloud. By Lucia Marchetti.",
+        899,
+        {
+            "author": "Lucia Marchetti",
+            "isbn": "9781917352062",
+            "pages": 40,
+            "format": "paperback",
+            "genre": "children",
+            "publisher": "Bluestone Press",
+            "year": 2023,
+            "language": "en",
+        },
+        120,
+    ),
+    (
+        "books",
+        "Creme Fraiche Weeknights (Paperback)",  # written without accents, as many shops do
+        "Recipes for cooking for the people you love. By Nora Lindqvist.",
+        1899,
+        {
+            "author": "Nora Lindqvist",
+            "isbn": "9781917352079",
+            "pages": 272,
+            "format": "paperback",
+            "genre": "cookbook",
+            "publisher": "Meridian Books",
+            "year": 2022,
+            "language": "en",
+        },
+        27,
+    ),
+    (
+        "toys",
+        "Jouéclair Mondémon Trading Card Game Starter Deck",
+        "A card game for ages 8+ from Jouéclair. Makes a great gift.",
+        1499,
+        {"brand": "Jouéclair", "type": "card game", "age_min": 8, "players": "2"},
+        210,
+    ),
+)
+
+
+def _gtin13(sku: str) -> str:
+    """A GTIN-13 derived from the SKU alone (stable whatever else changes), in the GS1
+    restricted-circulation range (prefix 2), with a valid check digit."""
+    rng = random.Random(f"gtin:{sku}")
+    digits = [2, rng.randint(0, 9)] + [rng.randint(0, 9) for _ in range(10)]
+    total = sum(d * (3 if i % 2 else 1) for i, d in enumerate(digits))
+    return "".join(map(str, digits)) + str((10 - total % 10) % 10)
+
+
+def _with_gtin(product: ProductIn) -> ProductIn:
+    """Branded products carry a GTIN; books (ISBN) and roasters' own bags of beans do not."""
+    if product.category == "books" or product.attributes.get("kind") == "beans":
+        return product
+    return product.model_copy(
+        update={"attributes": product.attributes | {"gtin": _gtin13(product.sku)}}
+    )
+
+
+def _extras(category: str, prefix: str, first: int) -> list[ProductIn]:
+    """The hand-written listings of `category`, numbered from `first`."""
+    rows = [extra for extra in EXTRAS if extra[0] == category]
+    return [
+        ProductIn(
+            sku=f"{prefix}-{number:05d}",
+            name=name,
+            description=description,
+            category=category,
+            price_cents=price_cents,
+            currency="usd",
+            attributes=attributes,
+            stock=stock,
+        )
+        for number, (_, name, description, price_cents, attributes, stock) in enumerate(
+            rows, start=first
+        )
+    ]
+
+
 def _stock(rng: random.Random) -> int:
     """Units on hand: about one product in twelve is out of stock."""
     roll = rng.random()
@@ -809,7 +1078,16 @@ def _category(
 def sample_products() -> list[ProductIn]:
     """The sample catalog: the same ~3,000 products on every call."""
     rng = random.Random(SEED)
-    return [p for spec in CATEGORIES for p in _category(rng, *spec)]
+    products: list[ProductIn] = []
+    for category, prefix, count, maker in CATEGORIES:
+        products += _category(rng, category, prefix, count, maker)
+        products += _extras(category, prefix, count + 1)
+    products = [_with_gtin(p) for p in products]
+    codes = [p.attributes.get("gtin") or p.attributes.get("isbn") for p in products]
+    codes = [code for code in codes if code]
+    if len(set(codes)) != len(codes):  # pragma: no cover - a seed change could collide
+        raise RuntimeError("sample catalog: duplicate GTIN/ISBN")
+    return products
 
 
 def to_jsonl(products: Iterable[ProductIn]) -> str:

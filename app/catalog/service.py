@@ -7,11 +7,9 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import repository as repo
-from app.catalog.cursor import CursorCodec
 from app.catalog.schemas import (
     BulkResponse,
     ProductIn,
-    ProductPage,
     ProductPublic,
     UpsertResponse,
 )
@@ -39,23 +37,6 @@ def product_public(product: Product, stock: int) -> ProductPublic:
         in_stock=stock > 0,
         updated_at=product.updated_at,
     )
-
-
-async def search(
-    session: AsyncSession,
-    cursors: CursorCodec,
-    *,
-    q: str | None,
-    category: str | None,
-    limit: int,
-    after: str | None,
-) -> ProductPage:
-    """One page of products matching `q`/`category`, continuing after the cursor."""
-    after_sku = cursors.decode(after, q, category) if after else None
-    rows = await repo.search(session, q=q, category=category, after_sku=after_sku, limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = cursors.encode(page[-1][0].sku, q, category) if len(rows) > limit else None
-    return ProductPage(data=[product_public(p, s) for p, s in page], next_cursor=next_cursor)
 
 
 async def get(session: AsyncSession, sku: str) -> ProductPublic:

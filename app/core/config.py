@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     SMTP_URL: SecretStr | None = None
     EMAIL_FROM: str | None = Field(default=None, max_length=254)
     RATE_LIMIT_FAILURE_MODE: Literal["open", "closed"] = "open"
+    # Where product search runs: "database" = PostgreSQL full text (SQLite FTS5 when embedded).
+    SEARCH_ENGINE: Literal["database"] = "database"
 
     # Tuning knobs with safe defaults.
     REDIS_TIMEOUT_MS: int = Field(default=500, ge=20, le=10_000)

@@ -99,7 +99,11 @@ def error_response(error: AppError) -> JSONResponse:
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    """`("body", "filters", "price")` → `filters.price`: only the leading source is dropped (a
+    body field may itself be called `query`)."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
     return ".".join(parts) or "body"
 
 

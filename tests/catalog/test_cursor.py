@@ -9,10 +9,13 @@ import pytest
 from httpx import ASGITransport, AsyncClient
 from pydantic import ValidationError
 
-from app.catalog import repository
-from app.catalog.cursor import CursorCodec
+from app.catalog.cursor import CursorCodec, Position
+from app.catalog.search import repository
+from app.catalog.search.repository import Filters, Spec
+from app.catalog.search.service import binding_of
 from app.core.config import Settings
 from app.core.errors import InvalidCursor
+from app.core.sealed import seal
 from app.main import create_app
 from tests.conftest import make_settings
 from tests.support.factories import key_headers, make_account, make_products
@@ -54,29 +57,75 @@ def build(**values: Any) -> Settings:
 
 # --- the codec on its own -----------------------------------------------------------------------
 
+BROWSE = binding_of("", Filters(), "sku")  # GET /v1/products without q or filters
 
-def test_round_trip_and_binding_to_the_filters() -> None:
+
+def sku_cursor(codec: CursorCodec, value: Any, binding: str = BROWSE) -> str:
+    return codec.encode(Position((value,)), binding)
+
+
+def test_round_trip_and_binding_to_the_search() -> None:
     codec = CursorCodec(b"k" * 32)
-    cursor = codec.encode("SKU-00019", "café", None)
-    assert codec.decode(cursor, "café", None) == "SKU-00019"
-    with pytest.raises(InvalidCursor):
-        codec.decode(cursor, "cafe", None)
-    with pytest.raises(InvalidCursor):
-        codec.decode(cursor, "café", "coffee")
+    cafe = binding_of("café", Filters(), "relevance")
+    cursor = codec.encode(Position((0.25, "SKU-00019"), mode=1, total=42, capped=True), cafe)
+    assert codec.decode(cursor, cafe, "relevance") == Position(
+        (0.25, "SKU-00019"), mode=1, total=42, capped=True
+    )
+    for other in (
+        binding_of("cafe", Filters(), "relevance"),
+        binding_of("café", Filters(categories=("coffee",)), "relevance"),
+        binding_of("café", Filters(), "price_asc"),
+    ):
+        with pytest.raises(InvalidCursor):
+            codec.decode(cursor, other, "relevance")
 
 
 def test_a_cursor_is_only_valid_under_its_own_key() -> None:
     codec = CursorCodec(build(ADMIN_API_KEY="a" * 32).cursor_key)
     for key in (OLD_PUBLIC_KEY, build(ADMIN_API_KEY="b" * 32).cursor_key):
         with pytest.raises(InvalidCursor):
-            codec.decode(CursorCodec(key).encode("SKU-1", None, None), None, None)
+            codec.decode(sku_cursor(CursorCodec(key), "SKU-1"), BROWSE, "sku")
 
 
 @pytest.mark.parametrize("value", NOT_SKUS, ids=short_id)
 def test_a_correct_mac_around_a_bad_sku_is_invalid(value: Any) -> None:
     codec = CursorCodec(b"k" * 32)
     with pytest.raises(InvalidCursor):
-        codec.decode(codec.encode(value, None, None), None, None)
+        codec.decode(sku_cursor(codec, value), BROWSE, "sku")
+
+
+@pytest.mark.parametrize(
+    ("sort", "key"),
+    [
+        ("relevance", [float("nan"), "SKU-1"]),
+        ("relevance", [float("inf"), "SKU-1"]),
+        ("relevance", ["0.5", "SKU-1"]),
+        ("relevance", [True, "SKU-1"]),
+        ("relevance", [0.5]),
+        ("relevance", [0.5, "SKU-1", "extra"]),
+        ("price_asc", [-1, "SKU-1"]),
+        ("price_asc", [1.5, "SKU-1"]),
+        ("price_desc", [10**12, "SKU-1"]),
+        ("newest", ["yesterday", "SKU-1"]),
+        ("newest", [12345, "SKU-1"]),
+        ("newest", ["2026-12-01T00:00:00+00:00", "bad sku"]),
+        ("sku", "SKU-1"),
+    ],
+)
+def test_a_correct_mac_around_a_bad_sort_key_is_invalid(sort: str, key: Any) -> None:
+    codec = CursorCodec(b"k" * 32)
+    binding = binding_of("x", Filters(), sort)
+    cursor = seal(b"k" * 32, {"k": key, "f": binding, "m": 0, "t": 0})
+    with pytest.raises(InvalidCursor):
+        codec.decode(cursor, binding, sort)
+
+
+@pytest.mark.parametrize(("mode", "total"), [(4, 0), (-1, 0), ("1", 0), (0, -5), (0, 2.5)])
+def test_a_correct_mac_around_bad_state_is_invalid(mode: Any, total: Any) -> None:
+    codec = CursorCodec(b"k" * 32)
+    cursor = seal(b"k" * 32, {"k": ["SKU-1"], "f": BROWSE, "m": mode, "t": total})
+    with pytest.raises(InvalidCursor):
+        codec.decode(cursor, BROWSE, "sku")
 
 
 # --- the key, from settings ---------------------------------------------------------------------
@@ -123,15 +172,15 @@ async def key(client: AsyncClient) -> str:
 
 @pytest.fixture
 def searches(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
-    """Records the `after_sku` of every catalog search that reaches the repository (SQL)."""
+    """Records the position of every catalog page that reaches the repository (SQL)."""
     seen: list[str | None] = []
-    real = repository.search
+    real = repository.page
 
-    async def recording(*args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs.get("after_sku"))
-        return await real(*args, **kwargs)
+    async def recording(session: Any, spec: Spec) -> Any:
+        seen.append(spec.after[-1] if spec.after else None)
+        return await real(session, spec)
 
-    monkeypatch.setattr(repository, "search", recording)
+    monkeypatch.setattr(repository, "page", recording)
     return seen
 
 
@@ -149,7 +198,7 @@ async def test_a_cursor_under_the_old_public_key_is_400(
     client: AsyncClient, key: str, searches: list[str | None]
 ) -> None:
     await make_products(client, 3)
-    forged = CursorCodec(OLD_PUBLIC_KEY).encode("SKU-00000", None, None)
+    forged = sku_cursor(CursorCodec(OLD_PUBLIC_KEY), "SKU-00000")
     assert_invalid_cursor(await list_products(client, key, cursor=forged))
     assert searches == []
 
@@ -158,16 +207,16 @@ async def test_a_cursor_under_the_old_public_key_is_400(
 async def test_a_correctly_maced_bad_sku_is_400_and_never_reaches_sql(
     client: AsyncClient, key: str, settings: Settings, searches: list[str | None], value: Any
 ) -> None:
-    cursor = CursorCodec(settings.cursor_key).encode(value, None, None)
+    cursor = sku_cursor(CursorCodec(settings.cursor_key), value)
     assert_invalid_cursor(await list_products(client, key, cursor=cursor))
     assert searches == []
-    good = CursorCodec(settings.cursor_key).encode("SKU-00000", None, None)
+    good = sku_cursor(CursorCodec(settings.cursor_key), "SKU-00000")
     assert (await list_products(client, key, cursor=good)).status_code == 200
     assert searches == ["SKU-00000"]  # the recorder sees what does reach SQL
 
 
 async def test_an_overlong_cursor_is_400(client: AsyncClient, key: str) -> None:
-    assert_invalid_cursor(await list_products(client, key, cursor="A" * 300))
+    assert_invalid_cursor(await list_products(client, key, cursor="A" * 600))
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import pytest
 import pytest_asyncio
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from app.catalog import importer, repository
@@ -22,6 +21,7 @@ from app.catalog.sample import SAMPLE_CATALOG, sample_products, to_jsonl
 from app.catalog.schemas import ProductIn
 from app.core.config import Settings, get_settings
 from app.core.db import Database
+from app.core.embedded import migrate_embedded_database
 
 
 def product(sku: str, **overrides: Any) -> dict[str, Any]:
@@ -56,9 +56,9 @@ def db_url(tmp_path: Path) -> str:
 
 @pytest_asyncio.fixture
 async def database(db_url: str) -> AsyncIterator[Database]:
-    db = Database(Settings(DATABASE_URL=db_url))
-    async with db.engine.begin() as connection:
-        await connection.run_sync(SQLModel.metadata.create_all)
+    settings = Settings(DATABASE_URL=db_url)
+    await migrate_embedded_database(settings)  # the real schema: search tables and triggers too
+    db = Database(settings)
     yield db
     await db.dispose()
 

@@ -80,7 +80,21 @@ async def test_bad_cursors_are_400(client: AsyncClient, key: str) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": 0}, {"limit": 101}, {"limit": "ten"}, {"q": "x" * 101}, {"category": "Bad Cat"}],
+    [
+        {"limit": 0},
+        {"limit": 101},
+        {"limit": "ten"},
+        {"q": "x" * 201},
+        {"category": "x" * 101},
+        {"brand": "b" * 101},
+        {"price_min": -1},
+        {"price_min": 500, "price_max": 100},
+        {"attr": "ram_gb>=lots"},
+        {"attr": "no operator"},
+        {"attr": "bad name!=3"},
+        {"sort": "cheapest"},
+        {"in_stock": "maybe"},
+    ],
 )
 async def test_bounds_are_errors_not_clamps(
     client: AsyncClient, key: str, params: dict[str, object]

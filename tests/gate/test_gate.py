@@ -248,13 +248,13 @@ async def test_warm_key_costs_one_redis_command_and_no_gate_query(
 async def test_a_crashing_handler_is_not_counted(
     app: FastAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.catalog import service as catalog_service
+    from app.catalog.search.service import Search
 
     async def boom(*_: object, **__: object) -> None:
         raise RuntimeError("bug")
 
     _, key = await make_account(client)
-    monkeypatch.setattr(catalog_service, "search", boom)
+    monkeypatch.setattr(Search, "run", boom)
     transport = ASGITransport(app, raise_app_exceptions=False)
     async with AsyncClient(transport=transport, base_url="http://t") as raw:
         response = await raw.get("/v1/products", headers=key_headers(key))

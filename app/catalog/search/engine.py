@@ -1,0 +1,81 @@
+"""The one interface search sits behind, and the engine that runs it in the database.
+
+`SearchEngine` is what the search service calls; `DatabaseSearch` implements it with the
+application's own database (PostgreSQL full text, or SQLite FTS5 for the embedded default), so
+there is no extra server to run. A dedicated engine (Typesense, Meilisearch, OpenSearch) would be
+a second implementation fed from the change feed, chosen by `SEARCH_ENGINE`; the README says at
+what catalog size and latency that is worth it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog.search import repository as repo
+from app.catalog.search.repository import FacetCounts, Row, Spec
+from app.catalog.search.text import ParsedQuery
+
+
+class SearchEngine(Protocol):
+    """Matching, ranking, counting and spelling for the catalog."""
+
+    async def page(self, session: AsyncSession, spec: Spec) -> list[Row]:
+        """Up to `spec.limit` products in the spec's order, after `spec.after`."""
+        ...
+
+    async def count(self, session: AsyncSession, spec: Spec) -> tuple[int, bool]:
+        """(matches, capped): exact up to a cap, `capped` when there are more."""
+        ...
+
+    async def facets(self, session: AsyncSession, spec: Spec) -> FacetCounts:
+        """Counts per category, brand and price band for the spec's matches."""
+        ...
+
+    async def categories(self, session: AsyncSession) -> list[tuple[str, int]]:
+        """Every category slug with its product count."""
+        ...
+
+    async def corrections(self, session: AsyncSession, query: ParsedQuery) -> dict[str, str]:
+        """Likely spellings of the query's unknown words: {typed: suggested}."""
+        ...
+
+
+MAX_CORRECTED_WORDS = 6
+
+
+class DatabaseSearch:
+    """Search in the application database (see app/catalog/search/repository.py)."""
+
+    async def page(self, session: AsyncSession, spec: Spec) -> list[Row]:
+        return await repo.page(session, spec)
+
+    async def count(self, session: AsyncSession, spec: Spec) -> tuple[int, bool]:
+        return await repo.count(session, spec)
+
+    async def facets(self, session: AsyncSession, spec: Spec) -> FacetCounts:
+        return await repo.facets(session, spec)
+
+    async def categories(self, session: AsyncSession) -> list[tuple[str, int]]:
+        return await repo.categories(session)
+
+    async def corrections(self, session: AsyncSession, query: ParsedQuery) -> dict[str, str]:
+        typed = _checkable(query.all_words())
+        unknown = [w for w in typed if w not in await repo.known_words(session, typed)]
+        similar = await repo.similar_words(session, unknown)
+        return {w: options[0][0] for w, options in similar.items() if options}
+
+
+def _checkable(words: Sequence[str]) -> list[str]:
+    """Words worth checking: alphabetic, 3+ letters, at most MAX_CORRECTED_WORDS of them."""
+    unique = dict.fromkeys(w for w in words if len(w) >= 3 and w.isalpha())
+    return list(unique)[:MAX_CORRECTED_WORDS]
+
+
+def engine_for(name: str) -> SearchEngine:
+    """The engine named by `SEARCH_ENGINE` (only `database` so far)."""
+    if name != "database":
+        raise ValueError(f"unknown SEARCH_ENGINE {name!r}")
+    return DatabaseSearch()

@@ -1,0 +1,610 @@
+"""All search SQL, for PostgreSQL (tsvector, GIN, pg_trgm) and SQLite (FTS5).
+
+The two backends differ only in how a parsed query becomes a match condition and a score
+(`PostgresText`, `SqliteText`); filters, sorts, keyset pages, counts, facets and categories are
+shared SQLAlchemy Core. Ranking is bounded on both: relevance is computed for a capped candidate
+set (`Spec.candidates`), counts and facets stop at `COUNT_CAP` rows, and PostgreSQL statements
+run under a statement timeout (`STATEMENT_TIMEOUT_MS`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import visitors
+
+from app.catalog.search.text import ParsedQuery, Term, similarity
+from app.core.db import upsert_insert
+from app.models import Inventory, Product
+
+PRODUCTS: sa.Table = cast(Any, Product).__table__
+INVENTORY: sa.Table = cast(Any, Inventory).__table__
+BRAND = sa.literal_column("products.brand", sa.String)
+GTIN = sa.literal_column("products.gtin", sa.String)
+STOCK = sa.func.coalesce(INVENTORY.c.quantity, 0)
+WORDS = sa.table("search_words", sa.column("word", sa.String), sa.column("ndoc", sa.Integer))
+
+SEARCH_CONFIG = "am_search"
+EXACT_SCORE = 1000.0  # an exact SKU or GTIN match ranks above every text match
+COUNT_CAP = 10_000
+STATEMENT_TIMEOUT_MS = 3000
+SIMILARITY_THRESHOLD = 0.3  # pg_trgm's default `%` threshold
+PRICE_BANDS = (0, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000)  # cents
+MAX_BRAND_FACETS = 20
+_GTIN = re.compile(r"^\d{8,14}$")
+_PREPARED = "search_prepared"
+
+
+@dataclass(frozen=True)
+class AttributeCondition:
+    name: str
+    op: str  # eq, gt, gte, lt, lte
+    value: str | int | float | bool
+
+
+@dataclass(frozen=True)
+class Filters:
+    categories: tuple[str, ...] = ()  # slugs
+    brands: tuple[str, ...] = ()
+    price_min: int | None = None
+    price_max: int | None = None
+    in_stock: bool | None = None
+    attributes: tuple[AttributeCondition, ...] = ()
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One search: what to match, how to filter and order, where to continue, how many."""
+
+    query: ParsedQuery | None
+    filters: Filters
+    sort: str  # relevance, price_asc, price_desc, newest, sku
+    after: tuple[Any, ...] | None = None  # the last row's sort key
+    limit: int = 20
+    candidates: int = 1000  # relevance: only this many best matches are ranked and paged
+
+
+@dataclass(frozen=True)
+class Row:
+    product: dict[str, Any]
+    stock: int
+    score: float | None
+
+
+def _sku_lookup(query: ParsedQuery) -> tuple[str, str | None]:
+    """The whole query as a lowercase SKU, and as a GTIN/ISBN when it is one."""
+    digits = re.sub(r"[\s-]", "", query.whole)
+    return query.whole.lower()[:64], digits if _GTIN.match(digits) else None
+
+
+def _exact(query: ParsedQuery) -> sa.ColumnElement[bool]:
+    sku, gtin = _sku_lookup(query)
+    condition = sa.func.lower(PRODUCTS.c.sku) == sku
+    return sa.or_(condition, GTIN == gtin) if gtin else condition
+
+
+class TextBackend:
+    """How a parsed query matches and scores products on one database."""
+
+    name = ""
+
+    def match(self, query: ParsedQuery) -> sa.ColumnElement[bool]:
+        raise NotImplementedError
+
+    def scored(self, query: ParsedQuery, where: list[sa.ColumnElement[bool]], cap: int) -> Any:
+        """A capped select of (sku, score) of the matching products, exact matches included."""
+        raise NotImplementedError
+
+    def attribute_text(self, name: str) -> sa.ColumnElement[Any]:
+        raise NotImplementedError
+
+    def attribute_number(self, name: str) -> sa.ColumnElement[Any]:
+        raise NotImplementedError
+
+    async def prepare(self, session: AsyncSession) -> None:
+        """Per-transaction settings (PostgreSQL: the statement timeout)."""
+
+    async def similar_words(
+        self, session: AsyncSession, words: Sequence[str]
+    ) -> dict[str, list[tuple[str, float, int]]]:
+        raise NotImplementedError
+
+
+class PostgresText(TextBackend):
+    name = "postgresql"
+    doc: sa.ColumnElement[Any] = sa.literal_column("products.search_doc")
+
+    @staticmethod
+    def tsquery_text(query: ParsedQuery, weight: str = "", *, positive: bool = False) -> str:
+        """`to_tsquery` input: every word quoted (they are alphanumeric), never a syntax error.
+
+        `weight` ("A", "AB", …) restricts the positive words to those fields; `positive` leaves
+        the excluded words out (they are checked by the match itself)."""
+        text = " & ".join(
+            "(" + " | ".join(_weighted(t, weight) for t in c) + ")" for c in query.clauses
+        )
+        if not positive:
+            for t in query.excluded:
+                text += " & !" + _weighted(t, "")
+        return text
+
+    def _tsquery(
+        self, query: ParsedQuery, weight: str = "", *, positive: bool = False
+    ) -> sa.ColumnElement[Any]:
+        return sa.func.to_tsquery(
+            sa.literal_column(f"'{SEARCH_CONFIG}'::regconfig"),
+            sa.bindparam(None, self.tsquery_text(query, weight, positive=positive), type_=sa.Text),
+        )
+
+    def match(self, query: ParsedQuery) -> sa.ColumnElement[bool]:
+        if query.empty:
+            return _exact(query)
+        return sa.or_(self.doc.op("@@")(self._tsquery(query)), _exact(query))
+
+    def scored(self, query: ParsedQuery, where: list[sa.ColumnElement[bool]], cap: int) -> Any:
+        # Candidates: exact SKU/GTIN matches, products with every word in the name, then any
+        # match; each branch stops at `cap` rows and scores only those, so the cost is bounded
+        # however many products match. A product in several branches keeps its best score.
+        def within(weights: str) -> sa.ColumnElement[Any]:
+            return _flag(self.doc.op("@@")(self._tsquery(query, weights, positive=True)))
+
+        tiers = (within("A"), within("B"), within("AB"), within("ABC"))
+
+        def branch(condition: sa.ColumnElement[bool], score: Any) -> Any:
+            return (
+                sa.select(PRODUCTS.c.sku.label("sku"), sa.cast(score, sa.Float).label("score"))
+                .select_from(_from(where))
+                .where(condition, *where)
+                .limit(cap)
+            )
+
+        branches = [branch(_exact(query), sa.literal(EXACT_SCORE))]
+        if not query.empty:
+            score = _tier_score(*tiers)
+            branches.append(branch(self.doc.op("@@")(self._tsquery(query, "A")), score))
+            branches.append(branch(self.doc.op("@@")(self._tsquery(query)), score))
+        return _best(sa.union_all(*branches).subquery("candidates"), cap)
+
+    def attribute_text(self, name: str) -> sa.ColumnElement[Any]:
+        return PRODUCTS.c.attributes.op("->>")(sa.literal(name, sa.Text))
+
+    def attribute_number(self, name: str) -> sa.ColumnElement[Any]:
+        value = PRODUCTS.c.attributes.op("->")(sa.literal(name, sa.Text))
+        return sa.case(
+            (
+                sa.func.json_typeof(value) == "number",
+                sa.cast(self.attribute_text(name), sa.Numeric),
+            ),
+            else_=sa.null(),
+        )
+
+    async def prepare(self, session: AsyncSession) -> None:
+        """The statement timeout, once per transaction (SET LOCAL ends with it)."""
+        if session.in_transaction() and session.info.get(_PREPARED) is session.get_transaction():
+            return
+        await session.execute(sa.text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
+        session.info[_PREPARED] = session.get_transaction()
+
+    async def similar_words(
+        self, session: AsyncSession, words: Sequence[str]
+    ) -> dict[str, list[tuple[str, float, int]]]:
+        statement = sa.text(
+            "SELECT q.w, s.word, similarity(s.word, q.w) AS sim, s.ndoc"
+            " FROM unnest(CAST(:words AS text[])) AS q(w)"
+            " CROSS JOIN LATERAL (SELECT word, ndoc FROM search_words"
+            "   WHERE word % q.w ORDER BY similarity(word, q.w) DESC, ndoc DESC, word LIMIT 5) s"
+        )
+        found: dict[str, list[tuple[str, float, int]]] = {w: [] for w in words}
+        for w, word, sim, ndoc in await session.execute(statement, {"words": list(words)}):
+            found[w].append((word, float(sim), int(ndoc)))
+        return found
+
+
+def _weighted(term: Term, weight: str) -> str:
+    last = len(term.words) - 1
+    parts = []
+    for i, w in enumerate(term.words):
+        suffix = ("*" if term.prefix and i == last else "") + weight
+        parts.append(f"'{w}'" + (":" + suffix if suffix else ""))
+    return "(" + " <-> ".join(parts) + ")"
+
+
+class SqliteText(TextBackend):
+    name = "sqlite"
+
+    @staticmethod
+    def fts_query(query: ParsedQuery, columns: str = "") -> str:
+        """An FTS5 expression with every word quoted, so no input is ever a syntax error.
+
+        `columns` ("name", "name facets", …) restricts the positive words to those columns and
+        leaves the excluded words out (the match itself checks them)."""
+
+        def term(t: Term) -> str:
+            last = len(t.words) - 1
+            return " + ".join(
+                f'"{w}"' + ("*" if t.prefix and i == last else "") for i, w in enumerate(t.words)
+            )
+
+        text = " AND ".join("(" + " OR ".join(term(t) for t in c) + ")" for c in query.clauses)
+        if columns:
+            return "{" + columns + "} : (" + text + ")"
+        for t in query.excluded:
+            text = f"({text}) NOT ({term(t)})"
+        return text
+
+    def _fts(self, query: ParsedQuery, columns: str = "") -> Any:
+        """The SKUs of the products matching `query` (within `columns`, if given)."""
+        return (
+            sa.text(
+                "SELECT m.sku AS sku"
+                " FROM products_fts JOIN product_search_ids AS m ON m.id = products_fts.rowid"
+                " WHERE products_fts MATCH :fts"
+            )
+            .bindparams(sa.bindparam("fts", self.fts_query(query, columns), unique=True))
+            .columns(sa.column("sku", sa.String))
+        )
+
+    def match(self, query: ParsedQuery) -> sa.ColumnElement[bool]:
+        if query.empty:
+            return _exact(query)
+        fts = self._fts(query).subquery()
+        return sa.or_(PRODUCTS.c.sku.in_(sa.select(fts.c.sku)), _exact(query))
+
+    def scored(self, query: ParsedQuery, where: list[sa.ColumnElement[bool]], cap: int) -> Any:
+        # Every text match is scored (an embedded catalog is small), plus the exact SKU/GTIN
+        # matches; filters apply before the cap. The tiers are column-filtered FTS queries.
+        exact = sa.select(
+            PRODUCTS.c.sku.label("sku"), sa.cast(sa.literal(EXACT_SCORE), sa.Float).label("score")
+        ).where(_exact(query))
+        if query.empty:
+            return _best(exact.subquery("candidates"), cap, where)
+
+        def within(columns: str) -> sa.ColumnElement[Any]:
+            found = self._fts(query, columns).subquery()
+            return _flag(PRODUCTS.c.sku.in_(sa.select(found.c.sku)))
+
+        fts = self._fts(query).subquery("fts")
+        score = _tier_score(
+            within("name"), within("facets"), within("name facets"), within("name facets attrs")
+        )
+        text = sa.select(
+            PRODUCTS.c.sku.label("sku"), sa.cast(score, sa.Float).label("score")
+        ).select_from(PRODUCTS.join(fts, fts.c.sku == PRODUCTS.c.sku))
+        union = sa.union_all(text, exact).subquery("candidates")
+        return _best(union, cap, where)
+
+    def attribute_text(self, name: str) -> sa.ColumnElement[Any]:
+        return sa.func.json_extract(PRODUCTS.c.attributes, f'$."{name}"')
+
+    def attribute_number(self, name: str) -> sa.ColumnElement[Any]:
+        kind = sa.func.json_type(PRODUCTS.c.attributes, f'$."{name}"')
+        return sa.case((kind.in_(["integer", "real"]), self.attribute_text(name)), else_=sa.null())
+
+    async def similar_words(
+        self, session: AsyncSession, words: Sequence[str]
+    ) -> dict[str, list[tuple[str, float, int]]]:
+        # No trigram index here: compare with the words of a similar length in Python, with
+        # pg_trgm's own formula (an embedded catalog's word list is small).
+        lo = max(1, min(len(w) for w in words) - 3)
+        hi = max(len(w) for w in words) + 3
+        rows = (
+            await session.execute(
+                sa.select(WORDS.c.word, WORDS.c.ndoc).where(
+                    sa.func.length(WORDS.c.word).between(lo, hi)
+                )
+            )
+        ).all()
+        found: dict[str, list[tuple[str, float, int]]] = {}
+        for w in words:
+            scored = [(word, similarity(word, w), int(ndoc)) for word, ndoc in rows]
+            close = [s for s in scored if s[1] >= SIMILARITY_THRESHOLD]
+            close.sort(key=lambda s: (-s[1], -s[2], s[0]))
+            found[w] = close[:5]
+        return found
+
+
+def _flag(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+    return sa.case((condition, 1), else_=0)
+
+
+def _tier_score(
+    in_name: sa.ColumnElement[Any],
+    in_labels: sa.ColumnElement[Any],
+    in_name_labels: sa.ColumnElement[Any],
+    in_fields: sa.ColumnElement[Any],
+) -> sa.ColumnElement[Any]:
+    """The relevance of a text match, computed the same way on every backend.
+
+    1, plus where all the query's words occur: in the name +8; in the brand and category +4 (the
+    product is of the kind asked for); in name, brand and category together +2; in those or the
+    attribute values +1 (a description-only match scores 1). Within a tier a shorter name ranks
+    higher (the words are more of what the product is): + 1 / (1 + its length).
+    """
+    tier = 1 + 8 * in_name + 4 * in_labels + 2 * in_name_labels + in_fields
+    brevity = sa.literal(1.0, sa.Float) / (1 + sa.func.length(PRODUCTS.c.name))
+    return sa.cast(tier, sa.Float) + brevity
+
+
+def _best(candidates: Any, cap: int, where: list[sa.ColumnElement[bool]] | None = None) -> Any:
+    """The `cap` best (sku, score) of `candidates` (a product's best score), filtered."""
+    best = sa.func.max(candidates.c.score).label("score")
+    statement = sa.select(candidates.c.sku, best)
+    if where:
+        statement = statement.select_from(
+            candidates.join(_from(where), PRODUCTS.c.sku == candidates.c.sku)
+        ).where(*where)
+    return statement.group_by(candidates.c.sku).order_by(best.desc(), candidates.c.sku).limit(cap)
+
+
+def backend_for(session: AsyncSession) -> TextBackend:
+    dialect = session.bind.dialect.name if session.bind else "postgresql"
+    return SqliteText() if dialect == "sqlite" else PostgresText()
+
+
+def _from(where: list[sa.ColumnElement[bool]] | None = None) -> Any:
+    """Products, joined to their stock when it is selected or filtered on (`where` None: always)."""
+    if where is not None and not any(_uses_stock(w) for w in where):
+        return PRODUCTS
+    return PRODUCTS.outerjoin(INVENTORY, INVENTORY.c.sku == PRODUCTS.c.sku)
+
+
+def _uses_stock(condition: sa.ColumnElement[bool]) -> bool:
+    return any(
+        getattr(column, "table", None) is INVENTORY for column in visitors.iterate(condition)
+    )
+
+
+def _filters(text: TextBackend, filters: Filters) -> list[sa.ColumnElement[bool]]:
+    where: list[sa.ColumnElement[bool]] = []
+    if filters.categories:
+        where.append(PRODUCTS.c.category.in_(filters.categories))
+    if filters.brands:
+        where.append(sa.func.lower(BRAND).in_([b.lower() for b in filters.brands]))
+    if filters.price_min is not None:
+        where.append(PRODUCTS.c.price_cents >= filters.price_min)
+    if filters.price_max is not None:
+        where.append(PRODUCTS.c.price_cents <= filters.price_max)
+    if filters.in_stock is not None:
+        where.append(STOCK > 0 if filters.in_stock else STOCK == 0)
+    for condition in filters.attributes:
+        where.append(_attribute(text, condition))
+    return where
+
+
+_OPS = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}
+
+
+def _attribute(text: TextBackend, c: AttributeCondition) -> sa.ColumnElement[bool]:
+    value = c.value
+    if isinstance(value, bool):
+        if text.name == "sqlite":
+            kind = sa.func.json_type(PRODUCTS.c.attributes, f'$."{c.name}"')
+            return kind == ("true" if value else "false")
+        return text.attribute_text(c.name) == ("true" if value else "false")
+    if isinstance(value, int | float):
+        number = text.attribute_number(c.name)
+        if c.op != "eq":
+            return cast(sa.ColumnElement[bool], getattr(number, _OPS[c.op])(value))
+        as_text = _number_text(value)
+        return sa.or_(number == value, text.attribute_text(c.name) == as_text)
+    return sa.func.lower(text.attribute_text(c.name)) == value.lower()
+
+
+def _number_text(value: int | float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _product_columns() -> list[Any]:
+    return [*PRODUCTS.c, BRAND.label("brand"), STOCK.label("stock")]
+
+
+def _keyset(sort: str, after: tuple[Any, ...], score: Any) -> sa.ColumnElement[bool]:
+    sku = PRODUCTS.c.sku
+    if sort == "relevance":
+        return sa.or_(score < after[0], sa.and_(score == after[0], sku > after[1]))
+    if sort == "price_asc":
+        price = PRODUCTS.c.price_cents
+        return sa.or_(price > after[0], sa.and_(price == after[0], sku > after[1]))
+    if sort == "price_desc":
+        price = PRODUCTS.c.price_cents
+        return sa.or_(price < after[0], sa.and_(price == after[0], sku > after[1]))
+    if sort == "newest":
+        created = PRODUCTS.c.created_at
+        return sa.or_(created < after[0], sa.and_(created == after[0], sku > after[1]))
+    return sku > after[0]
+
+
+def _order(sort: str, score: Any) -> list[Any]:
+    sku = PRODUCTS.c.sku
+    return {
+        "relevance": [score.desc(), sku],
+        "price_asc": [PRODUCTS.c.price_cents, sku],
+        "price_desc": [PRODUCTS.c.price_cents.desc(), sku],
+        "newest": [PRODUCTS.c.created_at.desc(), sku],
+    }.get(sort, [sku])
+
+
+def sort_key(sort: str, row: Row) -> list[Any]:
+    """The values a cursor must carry to continue after `row`."""
+    product = row.product
+    if sort == "relevance":
+        return [row.score, product["sku"]]
+    if sort in ("price_asc", "price_desc"):
+        return [product["price_cents"], product["sku"]]
+    if sort == "newest":
+        created: datetime = product["created_at"]
+        return [created.isoformat(), product["sku"]]
+    return [product["sku"]]
+
+
+async def page(session: AsyncSession, spec: Spec) -> list[Row]:
+    """Up to `spec.limit` rows in the spec's order, after `spec.after`."""
+    text = backend_for(session)
+    await text.prepare(session)
+    where = _filters(text, spec.filters)
+    if spec.sort == "relevance" and spec.query is not None:
+        ranked = text.scored(spec.query, where, spec.candidates).subquery("ranked")
+        score = ranked.c.score
+        statement = sa.select(*_product_columns(), score).select_from(
+            _from().join(ranked, ranked.c.sku == PRODUCTS.c.sku)
+        )
+    else:
+        score = sa.null()
+        if spec.query is not None:
+            where.append(text.match(spec.query))
+        statement = sa.select(*_product_columns(), sa.null().label("score")).select_from(_from())
+        statement = statement.where(*where)
+    if spec.after is not None:
+        statement = statement.where(_keyset(spec.sort, spec.after, score))
+    statement = statement.order_by(*_order(spec.sort, score)).limit(spec.limit)
+    rows = []
+    for row in (await session.execute(statement)).mappings():
+        product = {c.name: row[c.name] for c in PRODUCTS.c}
+        product["brand"] = row["brand"]
+        attributes = product["attributes"]
+        if isinstance(attributes, str):
+            product["attributes"] = json.loads(attributes)
+        score_value = row["score"]
+        rows.append(
+            Row(product, int(row["stock"]), None if score_value is None else float(score_value))
+        )
+    return rows
+
+
+def _matching(text: TextBackend, spec: Spec) -> Any:
+    """The matching products (filters applied), at most COUNT_CAP + 1 of them."""
+    where = _filters(text, spec.filters)
+    if spec.query is not None:
+        where.append(text.match(spec.query))
+    return (
+        sa.select(PRODUCTS.c.sku, PRODUCTS.c.category, BRAND.label("brand"), PRODUCTS.c.price_cents)
+        .select_from(_from(where))
+        .where(*where)
+        .limit(COUNT_CAP + 1)
+    )
+
+
+async def count(session: AsyncSession, spec: Spec) -> tuple[int, bool]:
+    """How many products match (exact up to COUNT_CAP), and whether the count was capped."""
+    text = backend_for(session)
+    await text.prepare(session)
+    matching = _matching(text, spec).subquery()
+    total = int(await session.scalar(sa.select(sa.func.count()).select_from(matching)) or 0)
+    if spec.sort == "relevance" and spec.query is not None:
+        return min(total, COUNT_CAP), total > COUNT_CAP
+    return min(total, COUNT_CAP), total > COUNT_CAP
+
+
+@dataclass(frozen=True)
+class FacetCounts:
+    categories: list[tuple[str, int]]
+    brands: list[tuple[str, int]]
+    price: list[tuple[int, int | None, int]]
+    capped: bool
+
+
+async def facets(session: AsyncSession, spec: Spec) -> FacetCounts:
+    """Counts per category, brand and price band over the first COUNT_CAP matches."""
+    text = backend_for(session)
+    await text.prepare(session)
+    matching = _matching(text, spec).cte("matching")
+    band = sa.case(
+        *[
+            (matching.c.price_cents < high, low)
+            for low, high in zip(PRICE_BANDS, PRICE_BANDS[1:], strict=False)
+        ],
+        else_=PRICE_BANDS[-1],
+    )
+    statement = sa.union_all(
+        sa.select(sa.literal("c"), matching.c.category, sa.func.count()).group_by(
+            matching.c.category
+        ),
+        sa.select(sa.literal("b"), matching.c.brand, sa.func.count())
+        .where(matching.c.brand.is_not(None))
+        .group_by(matching.c.brand),
+        sa.select(sa.literal("p"), sa.cast(band, sa.String), sa.func.count()).group_by(band),
+    )
+    categories: list[tuple[str, int]] = []
+    brands: list[tuple[str, int]] = []
+    bands: dict[int, int] = {}
+    for kind, value, n in await session.execute(statement):
+        if kind == "c":
+            categories.append((str(value), int(n)))
+        elif kind == "b":
+            brands.append((str(value), int(n)))
+        else:
+            bands[int(value)] = int(n)
+    total = sum(n for _, n in categories)
+    categories.sort(key=lambda item: (-item[1], item[0]))
+    brands.sort(key=lambda item: (-item[1], item[0]))
+    highs: list[int | None] = [*PRICE_BANDS[1:], None]
+    price = [
+        (low, high, bands[low])
+        for low, high in zip(PRICE_BANDS, highs, strict=True)
+        if low in bands
+    ]
+    return FacetCounts(categories, brands[:MAX_BRAND_FACETS], price, total > COUNT_CAP)
+
+
+async def categories(session: AsyncSession) -> list[tuple[str, int]]:
+    """Every category slug with its product count, by slug."""
+    statement = (
+        sa.select(PRODUCTS.c.category, sa.func.count())
+        .group_by(PRODUCTS.c.category)
+        .order_by(PRODUCTS.c.category)
+    )
+    return [(str(c), int(n)) for c, n in await session.execute(statement)]
+
+
+async def known_words(session: AsyncSession, words: Sequence[str]) -> set[str]:
+    """The words that are in the word list."""
+    if not words:
+        return set()
+    statement = sa.select(WORDS.c.word).where(WORDS.c.word.in_(list(words)))
+    return {str(w) for w in await session.scalars(statement)}
+
+
+async def similar_words(
+    session: AsyncSession, words: Sequence[str]
+) -> dict[str, list[tuple[str, float, int]]]:
+    """Up to five listed words like each of `words`: (word, similarity, products), best first."""
+    if not words:
+        return {}
+    return await backend_for(session).similar_words(session, words)
+
+
+async def add_words(session: AsyncSession, counts: dict[str, int], *, new: bool) -> None:
+    """Add words to the list: `new` products count towards `ndoc`, updates only add missing."""
+    if not counts:
+        return
+    table = sa.table("search_words", sa.column("word", sa.String), sa.column("ndoc", sa.Integer))
+    stmt = upsert_insert(session, cast(sa.Table, table))
+    rows = [{"word": w, "ndoc": n} for w, n in sorted(counts.items())]
+    if new:
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["word"], set_={"ndoc": table.c.ndoc + stmt.excluded.ndoc}
+        )
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=["word"])
+    await session.execute(stmt, rows)
+
+
+async def rebuild_words(session: AsyncSession, counts: dict[str, int]) -> None:
+    """Replace the word list (after a bulk load that bypassed the upsert path)."""
+    await session.execute(sa.delete(WORDS))
+    await add_words(session, counts, new=True)
+
+
+async def vocabulary_sources(session: AsyncSession) -> AsyncIterator[tuple[str, str, Any]]:
+    """(name, category, attributes) of every product, streamed in batches."""
+    statement = sa.select(PRODUCTS.c.name, PRODUCTS.c.category, PRODUCTS.c.attributes)
+    result = await session.stream(statement.execution_options(yield_per=5000))
+    async for name, category, attributes in result:
+        yield name, category, attributes

@@ -1,0 +1,157 @@
+"""Search payloads: `POST /v1/products/search` in the shape of UCP's `search_catalog`, plus ours.
+
+Request: `query`, `filters{categories, brands, price{min,max}, in_stock, attributes[]}`,
+`pagination{cursor, limit}` (UCP), and `sort`, `facets` (ours). Response: `products[]` (each with
+its `score`), `pagination{cursor, has_next_page, total_count}`, `messages[]` (UCP), `facets`.
+Every list and string is bounded; anything else is a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints, model_validator
+
+from app.core.schemas import CleanStr, InputModel
+
+MAX_QUERY_LENGTH = 200
+MAX_FILTER_VALUES = 20
+MAX_ATTRIBUTE_FILTERS = 10
+MAX_PRICE_CENTS = 2_000_000_000
+
+Sort = Literal["relevance", "price_asc", "price_desc", "newest", "sku"]
+Op = Literal["eq", "gt", "gte", "lt", "lte"]
+QueryText = Annotated[CleanStr, StringConstraints(max_length=MAX_QUERY_LENGTH)]
+FilterValue = Annotated[CleanStr, StringConstraints(min_length=1, max_length=100)]
+AttributeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,40}$")]
+MAX_ATTRIBUTE_NUMBER = 10**15  # beyond every real measure, and exact in a double
+AttributeValue = (
+    Annotated[str, StringConstraints(max_length=100)]
+    | bool
+    | Annotated[int, Field(ge=-MAX_ATTRIBUTE_NUMBER, le=MAX_ATTRIBUTE_NUMBER)]
+    | Annotated[
+        float,
+        Field(ge=-MAX_ATTRIBUTE_NUMBER, le=MAX_ATTRIBUTE_NUMBER, allow_inf_nan=False),
+    ]
+)
+
+
+class PriceRange(InputModel):
+    """Inclusive bounds in minor units (cents)."""
+
+    min: int | None = Field(default=None, ge=0, le=MAX_PRICE_CENTS)
+    max: int | None = Field(default=None, ge=0, le=MAX_PRICE_CENTS)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PriceRange:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("price.min must not be greater than price.max")
+        return self
+
+
+class AttributeFilter(InputModel):
+    """`{"name": "ram_gb", "op": "gte", "value": 16}`; numeric ops need a number."""
+
+    name: AttributeName
+    op: Op = "eq"
+    value: AttributeValue
+
+    @model_validator(mode="after")
+    def _numeric_op(self) -> AttributeFilter:
+        if self.op != "eq" and (isinstance(self.value, bool) or isinstance(self.value, str)):
+            raise ValueError(f"op {self.op!r} needs a numeric value")
+        if isinstance(self.value, float) and self.value != self.value:  # NaN
+            raise ValueError("value must be a number")
+        return self
+
+
+class SearchFilters(InputModel):
+    categories: list[FilterValue] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    brands: list[FilterValue] = Field(default_factory=list, max_length=MAX_FILTER_VALUES)
+    price: PriceRange | None = None
+    in_stock: bool | None = None
+    attributes: list[AttributeFilter] = Field(
+        default_factory=list, max_length=MAX_ATTRIBUTE_FILTERS
+    )
+
+
+class PaginationIn(InputModel):
+    # any length: an overlong cursor is a 400 `invalid_cursor` like every other bad one
+    cursor: Annotated[str, StringConstraints(min_length=1)] | None = None
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+class SearchRequest(InputModel):
+    query: QueryText | None = None
+    filters: SearchFilters = Field(default_factory=SearchFilters)
+    sort: Sort | None = Field(
+        default=None, description="Default: `relevance` with a query, `sku` without."
+    )
+    facets: bool = False
+    pagination: PaginationIn = Field(default_factory=PaginationIn)
+
+
+class SearchProduct(BaseModel):
+    sku: str
+    name: str
+    description: str
+    category: str
+    brand: str | None
+    price_cents: int
+    currency: str
+    attributes: dict[str, Any]
+    stock: int
+    in_stock: bool
+    updated_at: datetime
+    score: float | None = Field(description="Relevance (higher is better); null without a query.")
+
+
+class PaginationOut(BaseModel):
+    cursor: str | None
+    has_next_page: bool
+    total_count: int
+    total_count_capped: bool = Field(description="True when `total_count` is a lower bound.")
+
+
+class Message(BaseModel):
+    type: Literal["info", "warning"]
+    code: str
+    content: str
+    suggestion: str | None = None
+
+
+class FacetValue(BaseModel):
+    value: str
+    name: str | None = None
+    count: int
+
+
+class PriceBand(BaseModel):
+    min: int
+    max: int | None  # exclusive; null = no upper bound
+    count: int
+
+
+class Facets(BaseModel):
+    categories: list[FacetValue]
+    brands: list[FacetValue]
+    price: list[PriceBand]
+    capped: bool = Field(description="True when counted over the first matches only.")
+
+
+class SearchResponse(BaseModel):
+    products: list[SearchProduct]
+    pagination: PaginationOut
+    messages: list[Message]
+    facets: Facets | None = None
+
+
+class Category(BaseModel):
+    slug: str
+    name: str
+    count: int
+
+
+class CategoryList(BaseModel):
+    data: list[Category]
