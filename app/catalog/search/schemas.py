@@ -8,11 +8,11 @@ Every list and string is bounded; anything else is a 422 naming the field.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
+from app.catalog.schemas import ProductPublic
 from app.core.schemas import CleanStr, InputModel
 
 MAX_QUERY_LENGTH = 200
@@ -92,18 +92,10 @@ class SearchRequest(InputModel):
     pagination: PaginationIn = Field(default_factory=PaginationIn)
 
 
-class SearchProduct(BaseModel):
-    sku: str
-    name: str
-    description: str
-    category: str
+class SearchProduct(ProductPublic):
+    """A product as every catalog read returns it, with its brand and relevance."""
+
     brand: str | None
-    price_cents: int
-    currency: str
-    attributes: dict[str, Any]
-    stock: int
-    in_stock: bool
-    updated_at: datetime
     score: float | None = Field(description="Relevance (higher is better); null without a query.")
 
 
