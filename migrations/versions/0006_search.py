@@ -90,7 +90,7 @@ def _upgrade_postgresql() -> None:
     op.execute("CREATE INDEX ix_products_gtin ON products (gtin) WHERE gtin IS NOT NULL")
     op.execute("CREATE INDEX ix_products_brand_lower ON products (lower(brand))")
     op.execute("CREATE INDEX ix_products_price_sku ON products (price_cents, sku)")
-    op.execute("CREATE INDEX ix_products_created_sku ON products (created_at DESC, sku)")
+    op.execute("CREATE INDEX ix_products_created_sku ON products (created_at, sku)")
     op.execute("CREATE TABLE search_words (word varchar(32) PRIMARY KEY, ndoc integer NOT NULL)")
     op.execute("CREATE INDEX ix_search_words_trgm ON search_words USING gin (word gin_trgm_ops)")
 
@@ -108,7 +108,7 @@ def _upgrade_sqlite() -> None:
     op.execute("CREATE INDEX ix_products_gtin ON products (gtin)")
     op.execute("CREATE INDEX ix_products_brand_lower ON products (lower(brand))")
     op.execute("CREATE INDEX ix_products_price_sku ON products (price_cents, sku)")
-    op.execute("CREATE INDEX ix_products_created_sku ON products (created_at DESC, sku)")
+    op.execute("CREATE INDEX ix_products_created_sku ON products (created_at, sku)")
     op.execute("CREATE TABLE search_words (word VARCHAR(32) PRIMARY KEY, ndoc INTEGER NOT NULL)")
     op.execute(
         "CREATE TABLE product_search_ids (id INTEGER PRIMARY KEY, sku VARCHAR(64) NOT NULL UNIQUE)"

@@ -538,15 +538,17 @@ SORTS = ["relevance", "price_asc", "price_desc", "newest", "sku"]
 
 
 def expected_order(sort: str, products: list[Product], batch: dict[str, int]) -> list[str] | None:
+    # price and date orders break ties by SKU in their own direction (one index range)
     keys: dict[str, Callable[[Product], Any]] = {
         "price_asc": lambda p: (p["price_cents"], p["sku"]),
-        "price_desc": lambda p: (-p["price_cents"], p["sku"]),
-        "newest": lambda p: (-batch[p["sku"]], p["sku"]),
+        "price_desc": lambda p: (p["price_cents"], p["sku"]),
+        "newest": lambda p: (batch[p["sku"]], p["sku"]),
         "sku": lambda p: p["sku"],
     }
     if sort not in keys:
         return None
-    return [p["sku"] for p in sorted(products, key=keys[sort])]
+    descending = sort in ("price_desc", "newest")
+    return [p["sku"] for p in sorted(products, key=keys[sort], reverse=descending)]
 
 
 @pytest.mark.parametrize("sort", SORTS)

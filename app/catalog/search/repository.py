@@ -406,18 +406,18 @@ def _product_columns() -> list[Any]:
 
 
 def _keyset(sort: str, after: tuple[Any, ...], score: Any) -> sa.ColumnElement[bool]:
+    """Rows after the cursor. Price and date orders break ties by SKU in their own direction, so
+    the condition is one row comparison: an index range on (price, sku) / (created_at, sku)."""
     sku = PRODUCTS.c.sku
     if sort == "relevance":
         return sa.or_(score < after[0], sa.and_(score == after[0], sku > after[1]))
     if sort == "price_asc":
-        price = PRODUCTS.c.price_cents
-        return sa.or_(price > after[0], sa.and_(price == after[0], sku > after[1]))
+        return sa.tuple_(PRODUCTS.c.price_cents, sku) > sa.tuple_(*after)
     if sort == "price_desc":
-        price = PRODUCTS.c.price_cents
-        return sa.or_(price < after[0], sa.and_(price == after[0], sku > after[1]))
+        return sa.tuple_(PRODUCTS.c.price_cents, sku) < sa.tuple_(*after)
     if sort == "newest":
-        created = PRODUCTS.c.created_at
-        return sa.or_(created < after[0], sa.and_(created == after[0], sku > after[1]))
+        created = sa.bindparam(None, after[0], type_=PRODUCTS.c.created_at.type)
+        return sa.tuple_(PRODUCTS.c.created_at, sku) < sa.tuple_(created, after[1])
     return sku > after[0]
 
 
@@ -426,8 +426,8 @@ def _order(sort: str, score: Any) -> list[Any]:
     return {
         "relevance": [score.desc(), sku],
         "price_asc": [PRODUCTS.c.price_cents, sku],
-        "price_desc": [PRODUCTS.c.price_cents.desc(), sku],
-        "newest": [PRODUCTS.c.created_at.desc(), sku],
+        "price_desc": [PRODUCTS.c.price_cents.desc(), sku.desc()],
+        "newest": [PRODUCTS.c.created_at.desc(), sku.desc()],
     }.get(sort, [sku])
 
 
