@@ -11,6 +11,13 @@
 * Concurrent misses for one key share one query (single flight). `reload` (after the gate script
   answers STALE) never joins a load that had already started when it was called: that load may
   have read the row before the change that made the cache stale.
+* A shared load runs on the session of the request that started it (its leader), so it must end
+  within that request's unit of work: the leader awaits it directly, and if the leader is cancelled
+  the load is cancelled with it (and has stopped using the session) before the leader's session is
+  rolled back and closed. A load that outlived its leader would run its next query on the closed
+  session, which opens a new connection that nothing ever closes ("idle in transaction", holding
+  locks). The requests that joined only wait for it (a joiner's own cancellation leaves the load
+  alone); when the load was cancelled they load for themselves.
 
 Redis unreachable: RATE_LIMIT_FAILURE_MODE decides (`open` skips the allowance, `closed` answers
 503), as for the gate itself.
@@ -19,6 +26,7 @@ Redis unreachable: RATE_LIMIT_FAILURE_MODE decides (`open` skips the allowance, 
 from __future__ import annotations
 
 import asyncio
+import enum
 import hmac
 import logging
 import math
@@ -106,9 +114,18 @@ class InvalidKeyLimiter:
         return await self.redis.run_script(INVALID_KEYS, [key], [op, limit, INVALID_KEYS_WINDOW_MS])
 
 
+class _LeaderGone(enum.Enum):
+    """A joined load was cancelled with the request that led it."""
+
+    TOKEN = enum.auto()
+
+
+_LEADER_GONE = _LeaderGone.TOKEN
+
+
 @dataclass(eq=False)
 class _Flight:
-    """One Postgres load of a key, shared by the requests that wait for it."""
+    """One Postgres load of a key, on its leader's session, shared by the requests that join it."""
 
     client_ip: str | None  # whose allowance it spends; None for a reload (a key known good)
     started: bool = False
@@ -151,9 +168,11 @@ class KeyResolver:
     async def reload(self, session: AsyncSession, key_hash: str) -> KeyContext | None:
         """Load afresh (after STALE): joins only a reload that has not started its query yet."""
         flight = self._flights.get(key_hash)
-        if flight is None or flight.started or flight.client_ip is not None:
-            flight = self._start(session, key_hash, None)
-        return await asyncio.shield(flight.task)
+        if flight is not None and not flight.started and flight.client_ip is None:
+            joined = await self._join(flight)
+            if joined is not _LEADER_GONE:
+                return joined
+        return await self._start(session, key_hash, None).task  # ours: see the module docstring
 
     async def principal(
         self, session: AsyncSession, raw_key: str | None, client_ip: str
@@ -186,21 +205,31 @@ class KeyResolver:
 
     async def _cold(self, session: AsyncSession, key_hash: str, client_ip: str) -> KeyContext:
         """Join the load in flight for this key, else start one charged to this address."""
-        pending = self._flights.get(key_hash)
-        if pending is not None:
+        while (pending := self._flights.get(key_hash)) is not None:
             try:
-                context = await asyncio.shield(pending.task)
+                joined = await self._join(pending)
             except errors.TooManyInvalidKeys:
-                pass  # the leader's address had no allowance left; ours may: load for ourselves
-            else:
-                if context is not None and usable(context):
-                    return context
-                await self.limiter.take(client_ip)  # our failure too (no query of ours)
-                raise errors.InvalidApiKey()
-        context = await asyncio.shield(self._start(session, key_hash, client_ip).task)
+                break  # the leader's address had no allowance left; ours may: load for ourselves
+            if joined is _LEADER_GONE:
+                continue  # its leader was cancelled: join the next load, or lead one
+            if joined is not None and usable(joined):
+                return joined
+            await self.limiter.take(client_ip)  # our failure too (no query of ours)
+            raise errors.InvalidApiKey()
+        context = await self._start(session, key_hash, client_ip).task  # ours: not shielded
         if context is None or not usable(context):
             raise errors.InvalidApiKey()  # the unit it took stays spent
         return context
+
+    @staticmethod
+    async def _join(flight: _Flight) -> KeyContext | None | _LeaderGone:
+        """Wait for a load another request leads: its result (or error), or `_LEADER_GONE`.
+
+        `asyncio.wait`, not `await`: a joiner that is cancelled stops waiting, the load goes on."""
+        await asyncio.wait([flight.task])
+        if flight.task.cancelled():
+            return _LEADER_GONE
+        return flight.task.result()
 
     def _start(self, session: AsyncSession, key_hash: str, client_ip: str | None) -> _Flight:
         flight = _Flight(client_ip)

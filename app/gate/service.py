@@ -135,8 +135,13 @@ class Gate:
             truth=(context.account_version, context.plan.version),
         )
         fresh = await self._fresh(session, key_hash)
-        await versions.publish(self.keys.account_version(fresh.account_id), fresh.account_version)
-        await versions.publish(self.keys.plan_version(fresh.plan.code), fresh.plan.version)
+        # One attempt each, no retry: this is a metered request, and REPAIR has already put
+        # Postgres's versions back; these publish what was just reloaded, in case it is newer.
+        account_key = self.keys.account_version(fresh.account_id)
+        await versions.publish(account_key, fresh.account_version, attempts=1)
+        await versions.publish(
+            self.keys.plan_version(fresh.plan.code), fresh.plan.version, attempts=1
+        )
         return fresh
 
     def _fallback_decision(

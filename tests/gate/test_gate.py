@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import ASGITransport, AsyncClient, Response
 
 from app.accounts import service as accounts
+from app.core.config import Settings
+from app.main import create_app
 from tests.support.factories import (
     ADMIN,
     key_headers,
@@ -29,6 +32,33 @@ RATE_HEADERS = {
     "ratelimit-policy",
     "ratelimit",
 }
+
+
+# A Redis budget no loaded test machine exceeds. The default (REDIS_TIMEOUT_MS, 500 ms) is passed
+# now and then under load, and then the gate fails open by design: the request is served from the
+# cached key without being counted, and a policy change is not seen. Tests that count exactly, or
+# expect a change on the very next request, use it, and check that no answer was degraded.
+PATIENT_REDIS_TIMEOUT_MS = 10_000
+
+
+@pytest.fixture
+async def patient_app(settings: Settings, clean_database: None) -> AsyncIterator[FastAPI]:
+    application = create_app(
+        settings.model_copy(update={"REDIS_TIMEOUT_MS": PATIENT_REDIS_TIMEOUT_MS})
+    )
+    yield application
+    await application.state.services.close()
+
+
+@pytest.fixture
+async def patient_client(patient_app: FastAPI) -> AsyncIterator[AsyncClient]:
+    transport = ASGITransport(app=patient_app, client=("203.0.113.7", 50000))
+    async with AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+def degraded(*responses: Response) -> list[Response]:
+    return [r for r in responses if "x-ratelimit-degraded" in r.headers]
 
 
 async def test_signup_key_product_read_with_headers(client: AsyncClient) -> None:
@@ -135,20 +165,19 @@ async def test_revoked_key_fails_on_the_next_request(client: AsyncClient) -> Non
     assert (await client.get("/v1/products", headers=key_headers(key))).status_code == 200
 
 
-async def test_revocation_reaches_every_warm_instance(app: FastAPI, client: AsyncClient) -> None:
+async def test_revocation_reaches_every_warm_instance(
+    patient_app: FastAPI, patient_client: AsyncClient
+) -> None:
     """Two app instances (two serverless functions) share Postgres and Redis: a key revoked
-    through one stops working on the other's very next request, despite its warm cache."""
-    from httpx import ASGITransport
-
-    from app.main import create_app
-
-    other_app = create_app(app.state.services.settings)
+    through one stops working on the other's very next request, despite its warm cache.
+    (A slow or lost publish: tests/gate/test_policy_publish.py.)"""
+    client = patient_client
+    other_app = create_app(patient_app.state.services.settings)
     async with AsyncClient(transport=ASGITransport(other_app), base_url="http://b") as other:
         _, key = await make_account(client)
         created = (await client.post("/v1/keys", headers=key_headers(key))).json()
-        assert (
-            await other.get("/v1/products", headers=key_headers(created["api_key"]))
-        ).status_code == 200
+        warm = await other.get("/v1/products", headers=key_headers(created["api_key"]))
+        assert warm.status_code == 200 and not degraded(warm)
         assert (
             await client.delete(f"/v1/keys/{created['id']}", headers=key_headers(key))
         ).status_code == 200
@@ -203,14 +232,16 @@ async def test_plan_change_takes_effect_on_the_next_request(client: AsyncClient)
 
 
 async def test_concurrent_requests_admit_exactly_the_remaining_allowance(
-    client: AsyncClient,
+    patient_client: AsyncClient,
 ) -> None:
+    client = patient_client
     await set_plan(client, "free", included_calls=50, requests_per_minute=10_000)
     _, key = await make_account(client)
     assert (await client.get("/v1/health")).status_code == 200
     responses = await asyncio.gather(
         *(client.get("/v1/products?limit=1", headers=key_headers(key)) for _ in range(200))
     )
+    assert not degraded(*responses)  # every request went through the gate script
     statuses = [r.status_code for r in responses]
     assert statuses.count(200) == 50
     assert statuses.count(429) == 150

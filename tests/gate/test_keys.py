@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.context import KeyContext, PlanPolicy
 from app.core.apikeys import KEY_PREFIX, hash_key
@@ -19,7 +22,7 @@ from app.core.config import Settings
 from app.gate import keys as keys_module
 from app.gate.cache import MISSING, KeyCache
 from app.main import create_app
-from tests.conftest import ADMIN_KEY, make_settings
+from tests.conftest import ADMIN_KEY, database_url, make_settings
 from tests.support.factories import key_headers, make_account, make_products
 from tests.support.upstash_bridge import UpstashBridge
 
@@ -47,6 +50,13 @@ def sent_from(address: str, key: str) -> dict[str, str]:
 
 async def statuses(client: AsyncClient, path: str, keys: list[str], address: str) -> list[int]:
     return [(await client.get(path, headers=sent_from(address, k))).status_code for k in keys]
+
+
+async def eventually(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Let other tasks run until `condition` holds; fail (never hang) if it does not."""
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.001)
 
 
 def context(key_id: str = "key_1", status: str = "active") -> KeyContext:
@@ -215,12 +225,10 @@ async def test_reload_never_joins_a_load_that_had_started(
     key = random_key()
     miss = asyncio.create_task(resolver.resolve(None, key, NEIGHBOUR))
     joined = asyncio.create_task(resolver.resolve(None, key, NEIGHBOUR))
-    while not calls:
-        await asyncio.sleep(0.001)
+    await eventually(lambda: bool(calls))
     assert len(calls) == 1  # two misses, one load (it has started: it awaits Postgres now)
     reloads = [asyncio.create_task(resolver.reload(None, hash_key(key))) for _ in range(3)]
-    while len(calls) < 2:
-        await asyncio.sleep(0.001)
+    await eventually(lambda: len(calls) >= 2)
     await asyncio.sleep(0.01)
     assert len(calls) == 2  # the reloads did not join it, and shared one load of their own
     late_miss = asyncio.create_task(resolver.resolve(None, key, NEIGHBOUR))
@@ -232,6 +240,118 @@ async def test_reload_never_joins_a_load_that_had_started(
     assert {(await r).key_id for r in reloads} == {"key_v2"}  # type: ignore[union-attr]
     assert (await late_miss)[1].key_id == "key_v2"
     assert resolver.cache.get(hash_key(key)).key_id == "key_v2"  # the older load never wins
+
+
+async def _idle_in_transaction() -> list[str]:
+    """The test database's connections left idle inside a transaction (their last query)."""
+    conn = await asyncpg.connect(database_url())
+    try:
+        rows = await conn.fetch(
+            "SELECT query FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state = 'idle in transaction' AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return [str(row["query"]) for row in rows]
+
+
+class _Requests:
+    """Requests that resolve one key, each in its own unit of work (`Database.session`), paused
+    inside the shared load between its two queries until `resume` is set."""
+
+    def __init__(self, app: FastAPI, monkeypatch: pytest.MonkeyPatch, raw_key: str) -> None:
+        self.services = app.state.services
+        self.resolver = self.services.gate.resolver
+        self.raw_key = raw_key
+        self.sessions: list[AsyncSession] = []
+        self.paused = 0
+        self.resume = asyncio.Event()
+        real = keys_module.accounts_repo.rolled_up_total
+
+        async def rolled_up_total(session: AsyncSession, **kwargs: Any) -> int:
+            self.paused += 1
+            await self.resume.wait()
+            return await real(session, **kwargs)
+
+        # the key's second query: the first one (key, account, plan) has run on the session
+        monkeypatch.setattr(keys_module.accounts_repo, "rolled_up_total", rolled_up_total)
+
+    def start(self, path: str) -> asyncio.Task[KeyContext | None]:
+        async def request() -> KeyContext | None:
+            async with aclosing(self.services.db.session()) as unit_of_work:
+                session = await anext(unit_of_work)
+                self.sessions.append(session)
+                found = await self._resolve(path, session)
+                await anext(unit_of_work, None)  # commit and close, as at the end of a request
+            return found
+
+        return asyncio.create_task(request())
+
+    def _resolve(self, path: str, session: AsyncSession) -> Awaitable[KeyContext | None]:
+        if path == "reload":
+            return self.resolver.reload(session, hash_key(self.raw_key))
+
+        async def miss() -> KeyContext:
+            return (await self.resolver.resolve(session, self.raw_key, NEIGHBOUR))[1]
+
+        return miss()
+
+    async def close(self) -> None:
+        for session in self.sessions:  # a failed test must not leave a transaction behind
+            await session.close()
+
+
+@pytest.mark.parametrize("path", ["miss", "reload"])
+async def test_a_cancelled_leader_takes_its_shared_load_with_it(
+    app: FastAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """A load shared by concurrent requests runs on the session of the request that started it.
+    When that request is cancelled mid-load, the load must not go on with the session after the
+    request's unit of work has ended: its next query (the rolled-up usage) would open a connection
+    nothing closes, idle in transaction, and the next TRUNCATE would wait for it forever. The
+    request that joined the load still gets the key, from a load of its own."""
+    _, key = await make_account(client)
+    requests = _Requests(app, monkeypatch, key)
+    try:
+        leader, joiner = requests.start(path), requests.start(path)
+        await eventually(lambda: requests.paused == 1)
+        assert len(requests.resolver._flights) == 1  # one load: the joiner waits for it
+        leader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leader
+        leader_session = requests.sessions[0]
+        assert not leader_session.in_transaction()  # its unit of work ended (rolled back)
+        requests.resume.set()
+        await asyncio.wait([joiner])
+        assert not leader_session.in_transaction()  # nothing used the session afterwards
+        assert await _idle_in_transaction() == []
+        joined = joiner.result()  # not an error: it loaded the key for itself
+        assert joined is not None and joined.key_status == "active"
+        assert requests.paused == 2
+    finally:
+        requests.resume.set()
+        await requests.close()
+
+
+async def test_a_cancelled_joiner_leaves_the_shared_load_to_the_others(
+    app: FastAPI, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, key = await make_account(client)
+    requests = _Requests(app, monkeypatch, key)
+    try:
+        leader, quitter, joiner = (requests.start("miss") for _ in range(3))
+        await eventually(lambda: requests.paused == 1)
+        quitter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await quitter
+        requests.resume.set()
+        first, second = await leader, await joiner
+        assert first is second is not None  # one load, shared
+        assert requests.paused == 1
+        assert await _idle_in_transaction() == []
+    finally:
+        requests.resume.set()
+        await requests.close()
 
 
 @pytest.fixture

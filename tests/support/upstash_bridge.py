@@ -27,7 +27,8 @@ gives up (disconnects) during the delay, the request is dropped without touching
 `execute_after_disconnect` is set (a request stuck in the network that still reaches Redis after
 its client gave up); `stop()` answers requests still sleeping with a 503 so shutdown is not held
 up. `reply_delay_seconds` executes at once and sleeps before answering: the command ran, only its
-answer is late.
+answer is late. `delay_only`, when set, picks the requests both delays apply to (it is called with
+each request's commands; a stateful one can pick, say, only the first `SET`).
 
 Use `start()`/`stop()` (or `with UpstashBridge() as bridge:` and `bridge.url`) for a real uvicorn
 server in a background thread; `app` is also a plain ASGI app (call `aclose()` on that loop after).
@@ -40,6 +41,7 @@ import base64
 import json
 import socket
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -126,12 +128,14 @@ class UpstashBridge:
         delay_seconds: float = 0.0,
         execute_after_disconnect: bool = False,
         reply_delay_seconds: float = 0.0,
+        delay_only: Callable[[list[Command]], bool] | None = None,
     ) -> None:
         self.redis_url = redis_url
         self.token = token
         self.delay_seconds = delay_seconds
         self.execute_after_disconnect = execute_after_disconnect
         self.reply_delay_seconds = reply_delay_seconds
+        self.delay_only = delay_only  # which requests the delays apply to (None: every one)
         self.http_requests = 0  # HTTP requests received (including rejected ones)
         self.commands = 0  # Redis commands executed (MULTI/EXEC wrappers not counted)
         # One pool per event loop: the uvicorn thread's, or a test's loop via httpx.ASGITransport.
@@ -270,7 +274,8 @@ class UpstashBridge:
             await _respond(send, 400, {"error": str(exc)})
             return
 
-        if self.delay_seconds > 0:
+        delayed = self.delay_only is None or self.delay_only(commands)
+        if self.delay_seconds > 0 and delayed:
             outcome = await self._hang(receive, self.delay_seconds)
             if outcome == "disconnected" and self.execute_after_disconnect:
                 await asyncio.sleep(self.delay_seconds)  # still on its way to Redis
@@ -284,7 +289,7 @@ class UpstashBridge:
 
         if path == "":
             entry = _entry((await self._run(commands))[0], b64)
-            if self.reply_delay_seconds > 0:
+            if self.reply_delay_seconds > 0 and delayed:
                 await asyncio.sleep(self.reply_delay_seconds)  # ran in Redis; the answer is late
             await _respond(send, 400 if "error" in entry else 200, entry)
         elif path == "/pipeline":
