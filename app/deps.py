@@ -41,7 +41,7 @@ SearchEngineDep = Annotated[SearchEngine, Depends(get_search_engine)]
 
 
 async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
-    async for session in services.db.session():
+    async with services.db.unit() as session:
         yield session
 
 

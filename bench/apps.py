@@ -159,7 +159,7 @@ def slowapi_app(db: Database, limits: str, key_prefix: str, strategy: str) -> Fa
     app.add_exception_handler(RateLimitExceeded, _rate_limit_exceeded_handler)  # type: ignore[arg-type]
 
     async def session() -> AsyncIterator[AsyncSession]:
-        async for s in db.session():
+        async with db.unit() as s:
             yield s
 
     Session = Annotated[AsyncSession, Depends(session)]

@@ -131,7 +131,7 @@ def pro_terms(plan: Plan | None) -> ProTerms:
 async def load_terms(database: Database) -> ProTerms:
     """Read Pro from the plans table (a short unit of work, closed before calling Stripe)."""
     plan = None
-    async for session in database.session():  # runs once: the unit of work ends with the loop
+    async with database.unit() as session:
         plan = await get_plan(session, PLAN_CODE)
     return pro_terms(plan)
 
@@ -334,7 +334,7 @@ async def bootstrap(client: stripe.StripeClient, database: Database) -> Report:
         repository.MONTHLY_PRICE_ID: monthly.object_id,
         repository.METERED_PRICE_ID: overage.object_id,
     }
-    async for session in database.session():
+    async with database.unit() as session:
         await repository.put_settings(session, ids)
     return Report(terms, [product, meter, monthly, overage], stored=len(ids))
 

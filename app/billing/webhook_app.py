@@ -73,7 +73,7 @@ def add_webhook_route(
             raise BillingNotConfigured("Stripe webhooks are not configured on this deployment.")
         payload = await _read_capped(request)
         event = webhooks.verify(payload, stripe_signature, secret.get_secret_value())
-        async for session in db.session():
+        async with db.unit() as session:
             outcome = await webhooks.handle(session, client, versions, event)
         return {"received": event["id"], "outcome": outcome}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -74,8 +75,12 @@ class Database:
         # must not open a connection per request and exhaust the database.
         self._permits = asyncio.Semaphore(settings.DB_MAX_CONNECTIONS)
 
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        """A unit of work: commit on success, roll back on any exception."""
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[AsyncSession]:
+        """A unit of work: commit on success, roll back on any exception, then run the
+        after-commit callbacks. A context manager (not a generator driven by `async for`), so the
+        session is closed and its connection slot freed the moment the block ends, also when it
+        raises — never later, when the garbage collector finalises an abandoned generator."""
         async with self._permits, self.sessionmaker() as session:
             try:
                 yield session

@@ -22,13 +22,9 @@ Two phases, each safe to crash, retry or run twice at once:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from stripe import InvalidRequestError, StripeClient, StripeError
 
 from app.billing import repository as billing_repo
@@ -60,7 +56,7 @@ async def flush(db: Database, stripe: StripeClient, *, now: datetime | None = No
     now = now or utcnow()
     planned = await plan(db, now=now)
     outcome = await send(db, stripe, now=now)
-    async with _unit_of_work(db) as session:
+    async with db.unit() as session:
         pending = await repo.count_unsent(session)
     return FlushResult(
         planned=planned,
@@ -71,20 +67,10 @@ async def flush(db: Database, stripe: StripeClient, *, now: datetime | None = No
     )
 
 
-@asynccontextmanager
-async def _unit_of_work(db: Database) -> AsyncIterator[AsyncSession]:
-    """`db.session()` as a context manager: commits at the end, rolls back at once on an error
-    (an `async for` body that raises would leave the rollback to the garbage collector)."""
-    sessions = cast(AsyncGenerator[AsyncSession, None], db.session())
-    async with aclosing(sessions):
-        yield await anext(sessions)
-        await anext(sessions, None)
-
-
 async def plan(db: Database, *, now: datetime) -> int:
     """Write one outbox event per paid period whose overage grew; returns how many."""
     horizon = now - STRIPE_BACKDATE_LIMIT
-    async with _unit_of_work(db) as session:
+    async with db.unit() as session:
         owing = await repo.periods_owing(session, now=now, horizon=horizon)
     planned = 0
     for period in owing:
@@ -95,7 +81,7 @@ async def plan(db: Database, *, now: datetime) -> int:
 async def _plan_period(db: Database, seen: PeriodUsage, *, now: datetime, horizon: datetime) -> int:
     """Re-read one period under its lock and hand its new overage to the outbox (0 or 1 event)."""
     key = (seen.account_id, seen.period_start)
-    async with _unit_of_work(db) as session:
+    async with db.unit() as session:
         if not await repo.lock_report(session, *key):
             return 0  # a concurrent flush is planning this period
         found = await repo.periods_owing(session, now=now, horizon=horizon, only=key)
@@ -122,7 +108,7 @@ def _event(period: PeriodUsage, *, now: datetime) -> MeterEvent:
 
 async def send(db: Database, stripe: StripeClient, *, now: datetime | None = None) -> SendOutcome:
     """Send the outbox, customer by customer, until it is empty or Stripe fails."""
-    async with _unit_of_work(db) as session:
+    async with db.unit() as session:
         stored = await billing_repo.get_settings(session)
         customers = await repo.pending_customers(
             session, limit=SEND_MAX_CUSTOMERS, now=now or utcnow()
@@ -148,7 +134,7 @@ async def _send_customer(
     now: datetime,
 ) -> None:
     """Send one customer's unsent events in order, marking each as Stripe acknowledges it."""
-    async with _unit_of_work(db) as session:
+    async with db.unit() as session:
         if not await repo.lock_customer(session, customer):
             return  # a concurrent flush is sending this customer's events
         for event in await repo.unsent_events(session, customer, now=now):

@@ -76,7 +76,7 @@ async def notify(
 
 async def _record_due(db: Database, now: datetime) -> list[DueAccount]:
     """Accounts with a notice due, after recording every threshold they have crossed."""
-    async for session in db.session():
+    async with db.unit() as session:
         due = await repo.due_accounts(
             session, now=now, month=month_bounds(now), levels=LEVELS, limit=MAX_ACCOUNTS_PER_RUN
         )
@@ -106,7 +106,7 @@ async def _webhook_events(
 
 async def _deliver(db: Database, chunk: list[DueAccount], courier: _Courier) -> None:
     """Lock the chunk's unsent notices, tell each account its highest, mark what went out."""
-    async for session in db.session():
+    async with db.unit() as session:
         claimed = await repo.claim_unsent(session, [(a.account_id, a.period_start) for a in chunk])
         pending: dict[tuple[str, datetime], list[repo.NoticeKey]] = defaultdict(list)
         for key in claimed:

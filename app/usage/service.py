@@ -83,7 +83,7 @@ async def record_degraded(
     )
     try:
         # Through the unit of work, so an outage never opens more than DB_MAX_CONNECTIONS.
-        async for session in db.session():
+        async with db.unit() as session:
             await repo.record_degraded(session, call)
     except Exception:  # the response is already decided; never fail it over bookkeeping
         logger.exception("could not record a degraded-mode request")
@@ -94,7 +94,7 @@ async def settle_degraded(db: Database, redis: RedisPort, keys: RedisKeys) -> in
     the others into the Postgres-only epoch. Returns how many were settled."""
     settled = 0
     for _ in range(SETTLE_MAX_BATCHES):
-        async for session in db.session():
+        async with db.unit() as session:
             calls = await repo.pending_degraded(session, limit=SETTLE_BATCH)
             if not calls:
                 return settled
@@ -214,7 +214,7 @@ async def _rollup(db: Database, redis: RedisPort, keys: RedisKeys) -> RollupResu
                         "seq": int(fields.get("c", 0)),
                     }
                 )
-        async for session in db.session():
+        async with db.unit() as session:
             await repo.write_snapshot(session, rows)
         cleared += int(await redis.run_script(ROLLUP_ACK, [keys.dirty], acks))
         hashes += len(snapshot)

@@ -27,10 +27,9 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal, cast
+from typing import Literal
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -79,15 +78,6 @@ class DeliveryResult(BaseModel):
     stopped_early: bool = False  # the run-time budget ran out
 
 
-@asynccontextmanager
-async def unit_of_work(db: Database) -> AsyncIterator[AsyncSession]:
-    """`db.session()` as a context manager: commit at the end, roll back at once on an error."""
-    sessions = cast(AsyncGenerator[AsyncSession, None], db.session())
-    async with aclosing(sessions):
-        yield await anext(sessions)
-        await anext(sessions, None)
-
-
 async def deliver(
     db: Database,
     settings: Settings,
@@ -108,7 +98,7 @@ async def deliver(
             courier.result.stopped_early = True
             break
         at = now or utcnow()
-        async with unit_of_work(db) as session:
+        async with db.unit() as session:
             batch = await repo.claim_due(
                 session,
                 now=at,
@@ -123,7 +113,7 @@ async def deliver(
         await courier.send_all(batch, at)
         if only is not None:
             break
-    async with unit_of_work(db) as session:
+    async with db.unit() as session:
         courier.result.due = await repo.count_due(session, now=now or utcnow())
     return courier.result
 
@@ -163,12 +153,12 @@ class _Courier:
 
     async def _one(self, claimed: Claimed, at: datetime) -> Kind:
         if not claimed.enabled:
-            async with unit_of_work(self.db) as session:
+            async with self.db.unit() as session:
                 await repo.cancel_delivery(session, claimed, now=at)
             return "cancelled"
         async with self._slots:
             outcome = await self._attempt(claimed)
-        async with unit_of_work(self.db) as session:
+        async with self.db.unit() as session:
             return await self._record(session, claimed, outcome, at)
 
     async def _attempt(self, claimed: Claimed) -> sender.Outcome:

@@ -119,10 +119,10 @@ async def test_rebuilding_the_word_list_recounts_every_product(
     """After a load that bypassed the upsert path, the word list is rebuilt from the products."""
     await make_products(client, 4)
     db = app.state.services.db
-    async for session in db.session():
+    async with db.unit() as session:
         before = dict((await session.execute(sa.text("SELECT word, ndoc FROM search_words"))).all())
         await session.execute(sa.text("DELETE FROM search_words"))
         assert await rebuild_vocabulary(session) == len(before)
-    async for session in db.session():
+    async with db.unit() as session:
         after = dict((await session.execute(sa.text("SELECT word, ndoc FROM search_words"))).all())
     assert after == before and after  # the upsert path counted exactly what a rebuild counts

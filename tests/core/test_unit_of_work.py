@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
 import asyncpg
+import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
+from httpx import AsyncClient
 
+from app.core.apikeys import KEY_PREFIX
 from tests.conftest import database_url
+from tests.support.factories import key_headers
 
 
 async def test_signup_is_committed_before_the_response_starts(app: FastAPI) -> None:
@@ -48,3 +54,50 @@ async def test_signup_is_committed_before_the_response_starts(app: FastAPI) -> N
     }
     await app(scope, receive, send)
     assert seen == {"status": 201, "accounts": 1}
+
+
+async def _open_transactions() -> list[str]:
+    """Connections to the test database left inside a transaction."""
+    conn = await asyncpg.connect(database_url())
+    try:
+        rows = await conn.fetch(
+            "SELECT left(query, 80) AS query FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND state LIKE 'idle in transaction%'"
+        )
+    finally:
+        await conn.close()
+    return [row["query"] for row in rows]
+
+
+async def test_a_refused_request_releases_its_connection_before_the_response(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    """A request the gate refuses after a query (an unknown key: 401) has rolled back, closed
+    its session and freed its connection slot by the time the client has the response — not
+    later, whenever the garbage collector finalises an abandoned generator."""
+    db = app.state.services.db
+    free = db._permits._value
+    gc.disable()  # what used to close the session: an abandoned generator's finaliser
+    try:
+        response = await client.get("/v1/products", headers=key_headers(KEY_PREFIX + "x" * 43))
+        assert response.status_code == 401
+        assert db._permits._value == free
+        assert await _open_transactions() == []
+    finally:
+        gc.enable()
+
+
+async def test_a_unit_of_work_that_raises_is_closed_at_once(app: FastAPI) -> None:
+    db = app.state.services.db
+    free = db._permits._value
+    gc.disable()
+    try:
+        with pytest.raises(RuntimeError):
+            async with db.unit() as session:
+                await session.execute(sa.text("SELECT 1"))
+                raise RuntimeError("boom")
+        assert db._permits._value == free
+        assert await _open_transactions() == []
+    finally:
+        gc.enable()

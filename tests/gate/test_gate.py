@@ -204,7 +204,7 @@ async def test_past_due_gets_402(app: FastAPI, client: AsyncClient) -> None:
     account_id, key = await make_account(client, plan="pro")
     assert (await client.get("/v1/products", headers=key_headers(key))).status_code == 200
     services = app.state.services
-    async for session in services.db.session():
+    async with services.db.unit() as session:
         await accounts.set_subscription_status(
             session, services.versions, account_id=account_id, status="past_due"
         )

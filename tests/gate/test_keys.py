@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -278,11 +277,9 @@ class _Requests:
 
     def start(self, path: str) -> asyncio.Task[KeyContext | None]:
         async def request() -> KeyContext | None:
-            async with aclosing(self.services.db.session()) as unit_of_work:
-                session = await anext(unit_of_work)
+            async with self.services.db.unit() as session:  # as a request's unit of work
                 self.sessions.append(session)
                 found = await self._resolve(path, session)
-                await anext(unit_of_work, None)  # commit and close, as at the end of a request
             return found
 
         return asyncio.create_task(request())

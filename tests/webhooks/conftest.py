@@ -18,7 +18,6 @@ from httpx import AsyncClient
 from app.core.config import Settings
 from app.core.db import Database
 from app.main import create_app
-from app.webhooks.delivery import unit_of_work
 from app.webhooks.outbox import enqueue
 from app.webhooks.router import get_resolver
 from tests.conftest import make_settings
@@ -165,5 +164,5 @@ async def register(
 async def queue(
     db: Database, event_type: str, data: dict[str, Any], account_id: str | None = None
 ) -> int:
-    async with unit_of_work(db) as session:
+    async with db.unit() as session:
         return await enqueue(session, event_type=event_type, data=data, account_id=account_id)

@@ -24,7 +24,7 @@ from app.core.embedded import migrate_embedded_database
 from app.main import create_app
 from app.models import utcnow
 from app.webhooks import sender
-from app.webhooks.delivery import MAX_ATTEMPTS, RETRY_SCHEDULE, deliver, unit_of_work
+from app.webhooks.delivery import MAX_ATTEMPTS, RETRY_SCHEDULE, deliver
 from app.webhooks.guard import Target
 from app.webhooks.outbox import usage_threshold
 from app.webhooks.router import get_resolver
@@ -104,7 +104,7 @@ async def test_enqueue_fans_out_to_enabled_subscribed_endpoints_only(
     await set_account_plan(client, second, "free")  # downgraded: its endpoints fall silent
     assert await queue(db, "inventory.updated", {"sku": "X"}) == 1
     await set_account_plan(client, second, "pro")
-    async with unit_of_work(db) as session:
+    async with db.unit() as session:
         period_end = utcnow() + timedelta(days=3)
         assert (
             await usage_threshold(
@@ -130,7 +130,7 @@ async def test_usage_threshold_event_shape(
 ) -> None:
     account_id, key = await make_account(client, plan="pro")
     created = await register(client, key, receiver.url(), ("usage.threshold",))
-    async with unit_of_work(db) as session:
+    async with db.unit() as session:
         period_end = utcnow().replace(microsecond=0) + timedelta(days=3)
         await usage_threshold(
             session, account_id=account_id, threshold=80, used=8, quota=10, period_end=period_end

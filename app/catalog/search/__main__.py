@@ -17,9 +17,8 @@ from app.core.db import Database
 async def _rebuild() -> int:
     db = Database(get_settings())
     try:
-        async for session in db.session():
+        async with db.unit() as session:
             return await rebuild_vocabulary(session)
-        return 0
     finally:
         await db.dispose()
 
