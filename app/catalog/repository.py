@@ -100,21 +100,30 @@ async def upsert_with_changes(
         if (change := _product_change(item, before.get(item.sku), now)) is not None
     ]
     await changelog.record(session, changes)
-    await _add_words(session, by_sku.values(), existing=set(before))
+    await _count_words(session, by_sku.values(), before)
     await session.flush()
     return len(by_sku) - len(before), len(before), changes
 
 
-async def _add_words(session: AsyncSession, items: Iterable[ProductIn], existing: set[str]) -> None:
-    """Keep the spelling word list current: new products count their words, updates add any new."""
-    created: dict[str, int] = {}
-    updated: dict[str, int] = {}
+async def _count_words(
+    session: AsyncSession, items: Iterable[ProductIn], before: dict[str, dict[str, Any]]
+) -> None:
+    """Keep the spelling word list exact: each word counts the products that have it, so a
+    product renamed away from a word no longer makes it "known" or suggestible."""
+    deltas: dict[str, int] = {}
     for item in items:
-        target = updated if item.sku in existing else created
-        for word in product_vocabulary(item.name, item.category, item.attributes):
-            target[word] = target.get(word, 0) + 1
-    await search_repo.add_words(session, created, new=True)
-    await search_repo.add_words(session, {w: 1 for w in updated if w not in created}, new=False)
+        new = product_vocabulary(item.name, item.category, item.attributes)
+        old_row = before.get(item.sku)
+        old = (
+            product_vocabulary(old_row["name"], old_row["category"], old_row["attributes"])
+            if old_row
+            else set()
+        )
+        for word in new - old:
+            deltas[word] = deltas.get(word, 0) + 1
+        for word in old - new:
+            deltas[word] = deltas.get(word, 0) - 1
+    await search_repo.count_words(session, deltas)
 
 
 _COMPARED = ("name", "description", "category", "price_cents", "currency", "attributes")

@@ -101,3 +101,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.close()
+    # SQLite's `lower` only folds ASCII; search filters need `Éclat` = `éclat` (queries only:
+    # never in a trigger, index or generated column, so other tools can still write the file).
+    dbapi_connection.create_function("am_lower", 1, _lower, deterministic=True)
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value

@@ -29,13 +29,18 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # Keep in step with app/catalog/search/repository.py (SEARCH_CONFIG, GTIN_KEYS).
-PG_DOCUMENT = """
-    setweight(to_tsvector('am_search'::regconfig, name), 'A')
- || setweight(to_tsvector('am_search'::regconfig,
-        coalesce(attributes->>'brand', '') || ' ' || replace(category, '-', ' ')), 'B')
+# ASCII punctuation becomes a space before parsing, as the query side splits words (text.py) and
+# as SQLite's tokenizer does: PostgreSQL's parser would otherwise keep `1.7`, `-1000`, `+5` or
+# `example.com` as single tokens that a typed `1.7L` or `T-1000` never matches.
+WORDS_ONLY = "regexp_replace({}, '[!-/:-@\\[-`{{-~]+', ' ', 'g')"
+PG_DOCUMENT = f"""
+    setweight(to_tsvector('am_search'::regconfig, {WORDS_ONLY.format("name")}), 'A')
+ || setweight(to_tsvector('am_search'::regconfig, {
+    WORDS_ONLY.format("coalesce(attributes->>'brand', '') || ' ' || category")
+}), 'B')
  || setweight(jsonb_to_tsvector('am_search'::regconfig, attributes::jsonb, '["string", "numeric"]'),
         'C')
- || setweight(to_tsvector('am_search'::regconfig, description), 'D')
+ || setweight(to_tsvector('am_search'::regconfig, {WORDS_ONLY.format("description")}), 'D')
 """
 # The GTIN/ISBN without hyphens and spaces (a query is compared the same way).
 PG_GTIN = (

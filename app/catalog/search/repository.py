@@ -38,7 +38,7 @@ STATEMENT_TIMEOUT_MS = 3000
 SIMILARITY_THRESHOLD = 0.3  # pg_trgm's default `%` threshold
 PRICE_BANDS = (0, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000)  # cents
 MAX_BRAND_FACETS = 20
-_GTIN = re.compile(r"^\d{8,14}$")
+_GTIN = re.compile(r"^(\d{8,14}|\d{9}X)$")  # GTIN-8/12/13/14, ISBN-10 (check digit X)
 _PREPARED = "search_prepared"
 
 
@@ -80,7 +80,7 @@ class Row:
 
 def _sku_lookup(query: ParsedQuery) -> tuple[str, str | None]:
     """The whole query as a lowercase SKU, and as a GTIN/ISBN when it is one."""
-    digits = re.sub(r"[\s-]", "", query.whole)
+    digits = re.sub(r"[\s-]", "", query.whole).upper()
     return query.whole.lower()[:64], digits if _GTIN.match(digits) else None
 
 
@@ -165,11 +165,14 @@ class PostgresText(TextBackend):
                 .limit(cap)
             )
 
+        # One branch per strong tier (all words in the name; in brand and category), so however
+        # many weaker matches there are, the strongest products are among the candidates.
         branches = [branch(_exact(query), sa.literal(EXACT_SCORE))]
         if not query.empty:
             score = _tier_score(*tiers)
-            branches.append(branch(self.doc.op("@@")(self._tsquery(query, "A")), score))
-            branches.append(branch(self.doc.op("@@")(self._tsquery(query)), score))
+            for weights in ("A", "B", ""):
+                matches = self.doc.op("@@")(self._tsquery(query, weights))
+                branches.append(branch(matches, score))
         return _best(sa.union_all(*branches).subquery("candidates"), cap)
 
     def attribute_text(self, name: str) -> sa.ColumnElement[Any]:
@@ -361,12 +364,18 @@ def _uses_stock(condition: sa.ColumnElement[bool]) -> bool:
     )
 
 
+def _lower(text: TextBackend, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """Lowercase in SQL as Python does: SQLite's own `lower` only knows ASCII, so it gets
+    `am_lower` (registered on each connection by app/core/db.py)."""
+    return sa.func.am_lower(value) if text.name == "sqlite" else sa.func.lower(value)
+
+
 def _filters(text: TextBackend, filters: Filters) -> list[sa.ColumnElement[bool]]:
     where: list[sa.ColumnElement[bool]] = []
     if filters.categories:
         where.append(PRODUCTS.c.category.in_(filters.categories))
     if filters.brands:
-        where.append(sa.func.lower(BRAND).in_([b.lower() for b in filters.brands]))
+        where.append(_lower(text, BRAND).in_([b.lower() for b in filters.brands]))
     if filters.price_min is not None:
         where.append(PRODUCTS.c.price_cents >= filters.price_min)
     if filters.price_max is not None:
@@ -394,7 +403,7 @@ def _attribute(text: TextBackend, c: AttributeCondition) -> sa.ColumnElement[boo
             return cast(sa.ColumnElement[bool], getattr(number, _OPS[c.op])(value))
         as_text = _number_text(value)
         return sa.or_(number == value, text.attribute_text(c.name) == as_text)
-    return sa.func.lower(text.attribute_text(c.name)) == value.lower()
+    return _lower(text, text.attribute_text(c.name)) == value.lower()
 
 
 def _number_text(value: int | float) -> str:
@@ -555,6 +564,7 @@ async def facets(session: AsyncSession, spec: Spec) -> FacetCounts:
 
 async def categories(session: AsyncSession) -> list[tuple[str, int]]:
     """Every category slug with its product count, by slug."""
+    await backend_for(session).prepare(session)
     statement = (
         sa.select(PRODUCTS.c.category, sa.func.count())
         .group_by(PRODUCTS.c.category)
@@ -580,26 +590,26 @@ async def similar_words(
     return await backend_for(session).similar_words(session, words)
 
 
-async def add_words(session: AsyncSession, counts: dict[str, int], *, new: bool) -> None:
-    """Add words to the list: `new` products count towards `ndoc`, updates only add missing."""
-    if not counts:
+async def count_words(session: AsyncSession, deltas: dict[str, int]) -> None:
+    """Add `deltas` to the words' product counts; a word no product has any more leaves."""
+    changed = {w: n for w, n in deltas.items() if n}
+    if not changed:
         return
-    table = sa.table("search_words", sa.column("word", sa.String), sa.column("ndoc", sa.Integer))
-    stmt = upsert_insert(session, cast(sa.Table, table))
-    rows = [{"word": w, "ndoc": n} for w, n in sorted(counts.items())]
-    if new:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["word"], set_={"ndoc": table.c.ndoc + stmt.excluded.ndoc}
-        )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=["word"])
+    stmt = upsert_insert(session, cast(sa.Table, WORDS))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["word"], set_={"ndoc": WORDS.c.ndoc + stmt.excluded.ndoc}
+    )
+    rows = [{"word": w, "ndoc": n} for w, n in sorted(changed.items())]  # sorted: no deadlocks
     await session.execute(stmt, rows)
+    if any(n < 0 for n in changed.values()):
+        gone = [w for w, n in changed.items() if n < 0]
+        await session.execute(sa.delete(WORDS).where(WORDS.c.word.in_(gone), WORDS.c.ndoc <= 0))
 
 
 async def rebuild_words(session: AsyncSession, counts: dict[str, int]) -> None:
     """Replace the word list (after a bulk load that bypassed the upsert path)."""
     await session.execute(sa.delete(WORDS))
-    await add_words(session, counts, new=True)
+    await count_words(session, counts)
 
 
 async def vocabulary_sources(session: AsyncSession) -> AsyncIterator[tuple[str, str, Any]]:

@@ -148,6 +148,8 @@ class Search:
     async def _run(self, request: SearchRequest) -> SearchResponse:
         text = (request.query or "").strip()
         query = parse(text) if text else None
+        if query is not None and query.empty and not query.whole:
+            query = None  # nothing searchable (e.g. only combining marks): a plain listing
         messages: list[Message] = []
         sort = request.sort or ("relevance" if query else "sku")
         if sort == "relevance" and query is None:
@@ -158,8 +160,6 @@ class Search:
         position: Position | None = None
         if request.pagination.cursor:
             position = self.cursors.decode(request.pagination.cursor, binding, sort)
-        if query is not None and query.empty and not query.whole:
-            query = None
         spec = Spec(query, filters, sort, limit=limit + 1, candidates=RELEVANCE_CAP)
         if position is None:
             spec, mode, total, capped = await self._first_page(spec, messages)
@@ -204,13 +204,16 @@ class Search:
                 if n:
                     spec, total, capped, mode = candidate, n, c, CORRECTED
                     messages.append(_corrected(corrected))
-        # still nothing: any word is enough (of the corrected query, when there is one)
-        current = query.replaced(corrections) if corrections and total == 0 else spec.query
-        if total == 0 and current is not None and len(current.clauses) > 1:
+        # still nothing: any word is enough (of the corrected query, when there is one; the cursor
+        # then says both, so later pages read the query the same way)
+        if total == 0 and len(query.clauses) > 1:
+            current, used = (query.replaced(corrections), CORRECTED) if corrections else (query, 0)
             candidate = _with(spec, current.relaxed())
             n, c = await self.engine.count(self.session, candidate)
             if n:
-                spec, total, capped, mode = candidate, n, c, mode | RELAXED
+                spec, total, capped, mode = candidate, n, c, used | RELAXED
+                if used:
+                    messages.append(_corrected(current))
                 messages.append(_relaxed())
         return spec, mode, total, capped
 

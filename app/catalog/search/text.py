@@ -36,8 +36,12 @@ _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
 
 
 def fold(text: str) -> str:
-    """Lowercase without accents: `Crème Brûlée` → `creme brulee` (ß → ss, æ → ae)."""
-    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    """Lowercase without accents: `Crème Brûlée` → `creme brulee`.
+
+    Canonical decomposition only (NFD, not NFKD) and `lower`, not `casefold`: `ß`, `ﬁ` or `½`
+    stay as they are, because SQLite's FTS5 tokenizer indexes them unchanged (PostgreSQL's
+    `unaccent` folds them on both sides of the match anyway)."""
+    decomposed = unicodedata.normalize("NFD", text).lower()
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
@@ -129,7 +133,7 @@ def parse(query: str) -> ParsedQuery:
             excluded.append(Term(tuple(found)))
             continue
         # a bare last word (`headph`) is a prefix; so is a hyphenated one's last part
-        prefix = index == last_bare and not query.endswith((" ", "\t", "\n"))
+        prefix = index == last_bare
         term = Term(tuple(found), prefix)
         if pending_or:
             clauses[-1].append(term)
