@@ -165,7 +165,7 @@ async def search_products(
     (default with a query), price_asc, price_desc, newest, sku. `facets: true` adds counts per
     category, brand and price band. `messages` carries spelling suggestions (`did_you_mean`) and
     says when the query was corrected or relaxed. Relevance pages stop after the first
-    1,000 results; `total_count` is exact up to 10,000 (`total_count_capped` beyond).
+    1,000 results; `total_count` is exact up to 1,000 (`total_count_capped` beyond).
     """
     return await Search(engine, session, CursorCodec(settings.cursor_key)).run(body)
 

@@ -10,8 +10,8 @@ SQLite (the embedded default): an FTS5 table (`porter unicode61 remove_diacritic
 indexes) kept in step with `products` by triggers, through `product_search_ids` (FTS rowids that
 survive a VACUUM, which may renumber the rowids of `products`); virtual generated `brand`/`gtin`.
 
-Both: indexes for case-insensitive SKU lookup, GTIN/ISBN lookup, brand filters and price/newest
-sorts; the word list is filled from the existing products.
+Both: indexes for case-insensitive SKU lookup, GTIN/ISBN lookup, brand and category filters, and
+price/newest sorts; the word list is filled from the existing products.
 
 Revision ID: 0006
 Revises: 0005
@@ -96,6 +96,8 @@ def _upgrade_postgresql() -> None:
     op.execute("CREATE INDEX ix_products_brand_lower ON products (lower(brand))")
     op.execute("CREATE INDEX ix_products_price_sku ON products (price_cents, sku)")
     op.execute("CREATE INDEX ix_products_created_sku ON products (created_at, sku)")
+    op.execute("CREATE INDEX ix_products_category_sku ON products (category, sku)")
+    op.execute("CREATE INDEX ix_products_category_price ON products (category, price_cents, sku)")
     op.execute("CREATE TABLE search_words (word varchar(32) PRIMARY KEY, ndoc integer NOT NULL)")
     op.execute("CREATE INDEX ix_search_words_trgm ON search_words USING gin (word gin_trgm_ops)")
 
@@ -114,6 +116,8 @@ def _upgrade_sqlite() -> None:
     op.execute("CREATE INDEX ix_products_brand_lower ON products (lower(brand))")
     op.execute("CREATE INDEX ix_products_price_sku ON products (price_cents, sku)")
     op.execute("CREATE INDEX ix_products_created_sku ON products (created_at, sku)")
+    op.execute("CREATE INDEX ix_products_category_sku ON products (category, sku)")
+    op.execute("CREATE INDEX ix_products_category_price ON products (category, price_cents, sku)")
     op.execute("CREATE TABLE search_words (word VARCHAR(32) PRIMARY KEY, ndoc INTEGER NOT NULL)")
     op.execute(
         "CREATE TABLE product_search_ids (id INTEGER PRIMARY KEY, sku VARCHAR(64) NOT NULL UNIQUE)"
@@ -176,7 +180,16 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TABLE search_words")
-        for index in ("search_doc", "sku_lower", "gtin", "brand_lower", "price_sku", "created_sku"):
+        for index in (
+            "search_doc",
+            "sku_lower",
+            "gtin",
+            "brand_lower",
+            "price_sku",
+            "created_sku",
+            "category_sku",
+            "category_price",
+        ):
             op.execute(f"DROP INDEX ix_products_{index}")
         op.execute(
             "ALTER TABLE products DROP COLUMN search_doc, DROP COLUMN gtin, DROP COLUMN brand"
@@ -189,7 +202,15 @@ def downgrade() -> None:
     op.execute("DROP TABLE products_fts")
     op.execute("DROP TABLE product_search_ids")
     op.execute("DROP TABLE search_words")
-    for index in ("sku_lower", "gtin", "brand_lower", "price_sku", "created_sku"):
+    for index in (
+        "sku_lower",
+        "gtin",
+        "brand_lower",
+        "price_sku",
+        "created_sku",
+        "category_sku",
+        "category_price",
+    ):
         op.execute(f"DROP INDEX ix_products_{index}")
     op.execute("ALTER TABLE products DROP COLUMN gtin")
     op.execute("ALTER TABLE products DROP COLUMN brand")

@@ -241,7 +241,8 @@ async def test_pg_best_match_is_not_dropped_by_the_candidate_cap(
         [product("BEST-1", name="Gizmo Holder", category="widgets", description="", attributes={})],
     )
     page = await search(client, key, {"query": "widget"})
-    assert page["pagination"]["total_count"] == 1002
+    assert page["pagination"]["total_count"] == 1000  # the count's cap: 1,002 match
+    assert page["pagination"]["total_count_capped"] is True
     assert skus_of(page["products"])[:1] == ["BEST-1"], skus_of(page["products"])[:3]
 
 
