@@ -414,7 +414,15 @@ def _number_text(value: int | float) -> str:
 
 
 def _product_columns() -> list[Any]:
-    return [*PRODUCTS.c, BRAND.label("brand"), STOCK.label("stock")]
+    """A page's columns. Stock is looked up per returned row (after the LIMIT), not joined: a
+    join let the planner merge-join `inventory` from its first SKU (bench/RESULTS.md)."""
+    stock = (
+        sa.select(INVENTORY.c.quantity)
+        .where(INVENTORY.c.sku == PRODUCTS.c.sku)
+        .correlate(PRODUCTS)
+        .scalar_subquery()
+    )
+    return [*PRODUCTS.c, BRAND.label("brand"), sa.func.coalesce(stock, 0).label("stock")]
 
 
 def _keyset(sort: str, after: tuple[Any, ...], score: Any) -> sa.ColumnElement[bool]:
@@ -465,14 +473,14 @@ async def page(session: AsyncSession, spec: Spec) -> list[Row]:
         ranked = text.scored(spec.query, where, spec.candidates).subquery("ranked")
         score = ranked.c.score
         statement = sa.select(*_product_columns(), score).select_from(
-            _from().join(ranked, ranked.c.sku == PRODUCTS.c.sku)
+            PRODUCTS.join(ranked, ranked.c.sku == PRODUCTS.c.sku)
         )
     else:
         score = sa.null()
         if spec.query is not None:
             where.append(text.match(spec.query))
-        statement = sa.select(*_product_columns(), sa.null().label("score")).select_from(_from())
-        statement = statement.where(*where)
+        statement = sa.select(*_product_columns(), sa.null().label("score"))
+        statement = statement.select_from(_from(where)).where(*where)
     if spec.after is not None:
         statement = statement.where(_keyset(spec.sort, spec.after, score))
     statement = statement.order_by(*_order(spec.sort, score)).limit(spec.limit)
