@@ -59,7 +59,9 @@ async def test_closed_mode_refuses_with_503(
         status, headers, elapsed = await _call_with(app, key)
     assert status == 503
     assert headers["body"]["error"] == "rate_limiter_unavailable"
-    assert elapsed < 1.5, f"a dead Redis held the request for {elapsed:.2f}s"
+    # the bridge hangs 5 s: well under that proves the request did not wait for it (the margin
+    # absorbs a loaded CI machine, where 1.5 s was once exceeded by a request that did not hang)
+    assert elapsed < 3.0, f"a dead Redis held the request for {elapsed:.2f}s"
 
 
 @pytest.mark.parametrize("kind", ["refused", "hung-redis", "hung-upstash"])
@@ -74,7 +76,7 @@ async def test_open_mode_serves_degraded_and_still_meters(
     assert status == 200
     assert headers["x-ratelimit-degraded"] == "1"
     assert headers["x-quota-limit"] == "1000"
-    assert elapsed < 1.5
+    assert elapsed < 3.0  # the bridge hangs 5 s (see above)
     conn = await asyncpg.connect(database_url())
     rows = await conn.fetch(
         "SELECT endpoint, units FROM degraded_calls WHERE account_id = $1", account_id
