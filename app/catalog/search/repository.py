@@ -95,8 +95,6 @@ def _exact(query: ParsedQuery) -> sa.ColumnElement[bool]:
 class TextBackend:
     """How a parsed query matches and scores products on one database."""
 
-    name = ""
-
     def match(self, query: ParsedQuery) -> sa.ColumnElement[bool]:
         raise NotImplementedError
 
@@ -110,6 +108,14 @@ class TextBackend:
     def attribute_number(self, name: str) -> sa.ColumnElement[Any]:
         raise NotImplementedError
 
+    def attribute_is(self, name: str, value: bool) -> sa.ColumnElement[bool]:
+        """The attribute is the JSON boolean `value`."""
+        return self.attribute_text(name) == ("true" if value else "false")
+
+    def lower(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        """Lowercase in SQL as Python's `str.lower` does."""
+        return sa.func.lower(value)
+
     async def prepare(self, session: AsyncSession) -> None:
         """Per-transaction settings (PostgreSQL: the statement timeout)."""
 
@@ -120,7 +126,6 @@ class TextBackend:
 
 
 class PostgresText(TextBackend):
-    name = "postgresql"
     doc: sa.ColumnElement[Any] = sa.literal_column("products.search_doc")
 
     @staticmethod
@@ -222,8 +227,6 @@ def _weighted(term: Term, weight: str) -> str:
 
 
 class SqliteText(TextBackend):
-    name = "sqlite"
-
     @staticmethod
     def fts_query(query: ParsedQuery, columns: str = "") -> str:
         """An FTS5 expression with every word quoted, so no input is ever a syntax error.
@@ -291,6 +294,15 @@ class SqliteText(TextBackend):
     def attribute_number(self, name: str) -> sa.ColumnElement[Any]:
         kind = sa.func.json_type(PRODUCTS.c.attributes, f'$."{name}"')
         return sa.case((kind.in_(["integer", "real"]), self.attribute_text(name)), else_=sa.null())
+
+    def attribute_is(self, name: str, value: bool) -> sa.ColumnElement[bool]:
+        kind = sa.func.json_type(PRODUCTS.c.attributes, f'$."{name}"')
+        return kind == ("true" if value else "false")
+
+    def lower(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        # SQLite's own `lower` only knows ASCII: `am_lower` is registered on each connection by
+        # app/core/db.py (queries only, never in the schema, so other tools can write the file)
+        return sa.func.am_lower(value)
 
     async def similar_words(
         self, session: AsyncSession, words: Sequence[str]
@@ -367,18 +379,12 @@ def _uses_stock(condition: sa.ColumnElement[bool]) -> bool:
     )
 
 
-def _lower(text: TextBackend, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-    """Lowercase in SQL as Python does: SQLite's own `lower` only knows ASCII, so it gets
-    `am_lower` (registered on each connection by app/core/db.py)."""
-    return sa.func.am_lower(value) if text.name == "sqlite" else sa.func.lower(value)
-
-
 def _filters(text: TextBackend, filters: Filters) -> list[sa.ColumnElement[bool]]:
     where: list[sa.ColumnElement[bool]] = []
     if filters.categories:
         where.append(PRODUCTS.c.category.in_(filters.categories))
     if filters.brands:
-        where.append(_lower(text, BRAND).in_([b.lower() for b in filters.brands]))
+        where.append(text.lower(BRAND).in_([b.lower() for b in filters.brands]))
     if filters.price_min is not None:
         where.append(PRODUCTS.c.price_cents >= filters.price_min)
     if filters.price_max is not None:
@@ -396,17 +402,14 @@ _OPS = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}
 def _attribute(text: TextBackend, c: AttributeCondition) -> sa.ColumnElement[bool]:
     value = c.value
     if isinstance(value, bool):
-        if text.name == "sqlite":
-            kind = sa.func.json_type(PRODUCTS.c.attributes, f'$."{c.name}"')
-            return kind == ("true" if value else "false")
-        return text.attribute_text(c.name) == ("true" if value else "false")
+        return text.attribute_is(c.name, value)
     if isinstance(value, int | float):
         number = text.attribute_number(c.name)
         if c.op != "eq":
             return cast(sa.ColumnElement[bool], getattr(number, _OPS[c.op])(value))
         as_text = _number_text(value)
         return sa.or_(number == value, text.attribute_text(c.name) == as_text)
-    return _lower(text, text.attribute_text(c.name)) == value.lower()
+    return text.lower(text.attribute_text(c.name)) == value.lower()
 
 
 def _number_text(value: int | float) -> str:
@@ -498,8 +501,8 @@ async def page(session: AsyncSession, spec: Spec) -> list[Row]:
     return rows
 
 
-def _matching(text: TextBackend, spec: Spec) -> Any:
-    """The matching products (filters applied), at most COUNT_CAP + 1 of them."""
+def _matching(text: TextBackend, spec: Spec, cap: int) -> Any:
+    """The matching products (filters applied), at most `cap` of them."""
     where = _filters(text, spec.filters)
     if spec.query is not None:
         where.append(text.match(spec.query))
@@ -507,7 +510,7 @@ def _matching(text: TextBackend, spec: Spec) -> Any:
         sa.select(PRODUCTS.c.sku, PRODUCTS.c.category, BRAND.label("brand"), PRODUCTS.c.price_cents)
         .select_from(_from(where))
         .where(*where)
-        .limit(COUNT_CAP + 1)
+        .limit(cap)
     )
 
 
@@ -515,10 +518,8 @@ async def count(session: AsyncSession, spec: Spec) -> tuple[int, bool]:
     """How many products match (exact up to COUNT_CAP), and whether the count was capped."""
     text = backend_for(session)
     await text.prepare(session)
-    matching = _matching(text, spec).subquery()
+    matching = _matching(text, spec, COUNT_CAP + 1).subquery()  # one more tells it is capped
     total = int(await session.scalar(sa.select(sa.func.count()).select_from(matching)) or 0)
-    if spec.sort == "relevance" and spec.query is not None:
-        return min(total, COUNT_CAP), total > COUNT_CAP
     return min(total, COUNT_CAP), total > COUNT_CAP
 
 
@@ -534,7 +535,7 @@ async def facets(session: AsyncSession, spec: Spec) -> FacetCounts:
     """Counts per category, brand and price band over the first COUNT_CAP matches."""
     text = backend_for(session)
     await text.prepare(session)
-    matching = _matching(text, spec).cte("matching")
+    matching = _matching(text, spec, COUNT_CAP).cte("matching")
     band = sa.case(
         *[
             (matching.c.price_cents < high, low)
@@ -570,7 +571,8 @@ async def facets(session: AsyncSession, spec: Spec) -> FacetCounts:
         for low, high in zip(PRICE_BANDS, highs, strict=True)
         if low in bands
     ]
-    return FacetCounts(categories, brands[:MAX_BRAND_FACETS], price, total > COUNT_CAP)
+    # counted over the first COUNT_CAP matches; reaching it means there may be more
+    return FacetCounts(categories, brands[:MAX_BRAND_FACETS], price, total >= COUNT_CAP)
 
 
 async def categories(session: AsyncSession) -> list[tuple[str, int]]:

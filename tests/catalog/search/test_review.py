@@ -1,46 +1,27 @@
 """Review of product search (issue 8): each test here fails on the code as reviewed.
 
 PostgreSQL tests use the conftest `app` (a private database via TEST_PG_DATABASE); SQLite tests
-use an app on a fresh SQLite file, as tests/catalog/test_search_api.py does.
+use an app on a fresh SQLite file, see tests/catalog/search/conftest.py.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
-
 import pytest
-from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient, Response
+from httpx import AsyncClient
 
-from app.core.config import Settings
-from app.main import create_app
-from tests.conftest import ADMIN_KEY
+from tests.catalog.search.support import (
+    Body,
+    post,
+    search,
+    skus_of,
+    upsert,
+)
 from tests.support.factories import (
-    ADMIN,
     key_headers,
     make_account,
     product,
-    random_client_ip,
     set_plan,
 )
-
-SEARCH = "/v1/products/search"
-Body = dict[str, Any]
-
-
-@pytest.fixture(params=["redis"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
-    transport = ASGITransport(app=app, client=("203.0.113.7", 50000), raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
 
 
 @pytest.fixture
@@ -48,62 +29,6 @@ async def key(client: AsyncClient) -> str:
     await set_plan(client, "pro", requests_per_minute=100_000)
     _, api_key = await make_account(client, plan="pro")
     return api_key
-
-
-@pytest.fixture
-async def sqlite_client(tmp_path: Path) -> AsyncIterator[tuple[AsyncClient, str]]:
-    """An app on a fresh SQLite file (in-process Redis), with a pro key."""
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/search.db",
-        ADMIN_API_KEY=ADMIN_KEY,
-        REDIS_KEY_PREFIX=f"review:{tmp_path.name}:",
-        LOAD_SAMPLE_CATALOG=False,
-        TRUSTED_PROXIES="127.0.0.1",
-    )
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(
-            transport=ASGITransport(app, raise_app_exceptions=False), base_url="http://local"
-        ) as c,
-    ):
-        await set_plan(c, "pro", requests_per_minute=100_000)
-        signup = await c.post(
-            "/v1/signup",
-            json={"email": "review-search@example.com"},
-            headers={"X-Forwarded-For": random_client_ip()},
-        )
-        assert signup.status_code == 201, signup.text
-        account = signup.json()
-        plan = await c.put(
-            f"/v1/admin/accounts/{account['account_id']}/plan", json={"plan": "pro"}, headers=ADMIN
-        )
-        assert plan.status_code == 200
-        yield c, account["api_key"]
-
-
-async def upsert(client: AsyncClient, items: list[Body]) -> None:
-    for start in range(0, len(items), 1000):
-        response = await client.put(
-            "/v1/admin/products", json={"products": items[start : start + 1000]}, headers=ADMIN
-        )
-        assert response.status_code == 200, response.text
-
-
-async def post(client: AsyncClient, key: str, body: Any) -> Response:
-    headers = key_headers(key) | {"Content-Type": "application/json"}
-    return await client.post(SEARCH, content=json.dumps(body), headers=headers)
-
-
-async def search(client: AsyncClient, key: str, body: Body) -> Body:
-    response = await post(client, key, body)
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-def skus_of(products: list[Body]) -> list[str]:
-    return [p["sku"] for p in products]
 
 
 def codes(page: Body) -> list[str]:

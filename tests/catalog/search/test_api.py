@@ -13,47 +13,30 @@ never a 500.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient, Response
+from httpx import AsyncClient, Response
 
-from app.core.config import Settings
-from app.main import create_app
-from tests.conftest import ADMIN_KEY
+from tests.catalog.search.support import (
+    SEARCH,
+    Body,
+    post,
+    search,
+    skus_of,
+    upsert,
+)
 from tests.support.factories import (
-    ADMIN,
     key_headers,
     make_account,
     product,
-    random_client_ip,
     set_plan,
 )
 
-SEARCH = "/v1/products/search"
-Body = dict[str, Any]
 Product = dict[str, Any]
-
-
-@pytest.fixture(params=["redis"])
-def backend(request: pytest.FixtureRequest) -> str:
-    """Search does not depend on the gate's Redis adapter (tests/gate runs both): one is enough."""
-    return str(request.param)
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
-    """The conftest client, except that an unhandled error comes back as the app's 500 response
-    (as a real server would send it) instead of being raised into the test."""
-    transport = ASGITransport(app=app, client=("203.0.113.7", 50000), raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
 
 
 @pytest.fixture
@@ -65,31 +48,10 @@ async def key(client: AsyncClient) -> str:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-async def upsert(client: AsyncClient, items: list[Product]) -> None:
-    response = await client.put("/v1/admin/products", json={"products": items}, headers=ADMIN)
-    assert response.status_code == 200, response.text
-
-
-async def post(client: AsyncClient, key: str, body: Any) -> Response:
-    """POST a search; the body is encoded here so a lone surrogate travels as its JSON escape."""
-    headers = key_headers(key) | {"Content-Type": "application/json"}
-    return await client.post(SEARCH, content=json.dumps(body), headers=headers)
-
-
-async def search(client: AsyncClient, key: str, body: Body) -> Body:
-    response = await post(client, key, body)
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
 async def listing(client: AsyncClient, key: str, params: Any) -> Body:
     response = await client.get("/v1/products", params=params, headers=key_headers(key))
     assert response.status_code == 200, response.text
     return dict(response.json())
-
-
-def skus_of(products: list[Product]) -> list[str]:
-    return [p["sku"] for p in products]
 
 
 async def walk(client: AsyncClient, key: str, body: Body, limit: int = 3) -> list[Product]:
@@ -1157,6 +1119,27 @@ async def test_typo_gives_did_you_mean_and_corrected_results(client: AsyncClient
     assert (await search(client, key, {"query": "quixotic"}))["messages"] == []
 
 
+async def test_few_results_with_an_unknown_word_suggest_without_correcting(
+    client: AsyncClient, key: str
+) -> None:
+    """README: fewer than 3 results also get a `did_you_mean` when a word is unknown; the results
+    stay those of the query as typed (nothing is corrected while something matches)."""
+    await upsert(
+        client,
+        [
+            product("FW-1", name="Copper Kettle", category="kitchen"),
+            product("FW-2", name="Zanzibar Teapot", category="kitchen"),
+        ],
+    )
+    page = await search(client, key, {"query": "kettle or zanzibr"})
+    assert skus_of(page["products"]) == ["FW-1"]
+    assert [m["code"] for m in page["messages"]] == ["did_you_mean"]
+    assert page["messages"][0]["suggestion"] == "kettle or zanzibar"
+    # three results or more: no suggestion even with the same unknown word
+    await upsert(client, [product(f"FW-K{i}", name="Iron Kettle") for i in range(3)])
+    assert (await search(client, key, {"query": "kettle or zanzibr"}))["messages"] == []
+
+
 async def test_typo_with_no_corrected_results_still_suggests(client: AsyncClient, key: str) -> None:
     await upsert(
         client,
@@ -1255,39 +1238,6 @@ async def test_new_products_add_their_words_to_suggestions(client: AsyncClient, 
 
 
 # --- the embedded SQLite backend -----------------------------------------------------------------
-
-
-@pytest.fixture
-async def sqlite_client(tmp_path: Path) -> AsyncIterator[tuple[AsyncClient, str]]:
-    """An app on a fresh SQLite file (in-process Redis), with a pro key."""
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/search.db",
-        ADMIN_API_KEY=ADMIN_KEY,
-        REDIS_KEY_PREFIX=f"search:{tmp_path.name}:",
-        LOAD_SAMPLE_CATALOG=False,
-        TRUSTED_PROXIES="127.0.0.1",
-    )
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(
-            transport=ASGITransport(app, raise_app_exceptions=False), base_url="http://local"
-        ) as client,
-    ):
-        await set_plan(client, "pro", requests_per_minute=100_000)
-        signup = await client.post(
-            "/v1/signup",
-            json={"email": "sqlite-search@example.com"},
-            headers={"X-Forwarded-For": random_client_ip()},
-        )
-        assert signup.status_code == 201, signup.text
-        account = signup.json()
-        plan = await client.put(
-            f"/v1/admin/accounts/{account['account_id']}/plan", json={"plan": "pro"}, headers=ADMIN
-        )
-        assert plan.status_code == 200
-        yield client, account["api_key"]
 
 
 async def test_sqlite_odd_queries_filters_cursors_and_typos(
