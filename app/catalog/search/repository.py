@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import visitors
 
@@ -42,6 +43,7 @@ PRICE_BANDS = (0, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000)  # cen
 MAX_BRAND_FACETS = 20
 _GTIN = re.compile(r"^(\d{8,14}|\d{9}X)$")  # GTIN-8/12/13/14, ISBN-10 (check digit X)
 _PREPARED = "search_prepared"
+_RANKING = "search_ranking"
 
 
 @dataclass(frozen=True)
@@ -92,14 +94,24 @@ def _exact(query: ParsedQuery) -> sa.ColumnElement[bool]:
     return sa.or_(condition, GTIN == gtin) if gtin else condition
 
 
+@dataclass(frozen=True)
+class Tier:
+    """One relevance tier: the products matching `condition` (joined to `source`, if any) score
+    `base` + 1 / (1 + length of the name); see `ranking`."""
+
+    condition: sa.ColumnElement[bool]
+    base: sa.ColumnElement[Any]
+    source: Any = None
+
+
 class TextBackend:
     """How a parsed query matches and scores products on one database."""
 
     def match(self, query: ParsedQuery) -> sa.ColumnElement[bool]:
         raise NotImplementedError
 
-    def scored(self, query: ParsedQuery, where: list[sa.ColumnElement[bool]], cap: int) -> Any:
-        """A capped select of (sku, score) of the matching products, exact matches included."""
+    def tiers(self, query: ParsedQuery) -> list[Tier]:
+        """The text matches of `query` in tiers, strongest first (see `ranking`)."""
         raise NotImplementedError
 
     def attribute_text(self, name: str) -> sa.ColumnElement[Any]:
@@ -110,7 +122,15 @@ class TextBackend:
 
     def attribute_is(self, name: str, value: bool) -> sa.ColumnElement[bool]:
         """The attribute is the JSON boolean `value`."""
+        indexed = self.attribute_equals(name, value)
+        if indexed is not None:
+            return indexed
         return self.attribute_text(name) == ("true" if value else "false")
+
+    def attribute_equals(self, name: str, value: Any) -> sa.ColumnElement[bool] | None:
+        """The attribute is the JSON value `value` (a number or boolean), if the backend has an
+        index for it (None: compare by `attribute_text` / `attribute_number`)."""
+        return None
 
     def lower(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         """Lowercase in SQL as Python's `str.lower` does."""
@@ -123,6 +143,14 @@ class TextBackend:
         self, session: AsyncSession, words: Sequence[str]
     ) -> dict[str, list[tuple[str, float, int]]]:
         raise NotImplementedError
+
+
+# Per-field documents (migration 0007), GIN-indexed: "all words in the name" / "in the brand and
+# category" are answered from their own index (or a cheap scan), where the weighted `search_doc`
+# made PostgreSQL re-read every row with the words anywhere to check their weights.
+NAME_DOC: sa.ColumnElement[Any] = sa.literal_column("products.name_doc")
+LABELS_DOC: sa.ColumnElement[Any] = sa.literal_column("products.labels_doc")
+ATTRIBUTES_JSONB: sa.ColumnElement[Any] = sa.literal_column("(products.attributes::jsonb)")
 
 
 class PostgresText(TextBackend):
@@ -155,35 +183,35 @@ class PostgresText(TextBackend):
             return _exact(query)
         return sa.or_(self.doc.op("@@")(self._tsquery(query)), _exact(query))
 
-    def scored(self, query: ParsedQuery, where: list[sa.ColumnElement[bool]], cap: int) -> Any:
-        # Candidates: exact SKU/GTIN matches, products with every word in the name, then any
-        # match; each branch stops at `cap` rows and scores only those, so the cost is bounded
-        # however many products match. A product in several branches keeps its best score.
+    def tiers(self, query: ParsedQuery) -> list[Tier]:
+        # One condition per tier, each on one document, so the planner's estimate is the
+        # word's own frequency (two conditions multiply as if independent: "laptop" in name and
+        # labels was estimated at 1,455 rows of 73,004, and read through two 70k-row bitmaps
+        # instead of a short scan). Every row gets its full score from its flags.
+        positive = self._tsquery(query, positive=True)
+        unwanted = [self.doc.op("@@")(self._tsquery(query))] if query.excluded else []
+        in_name = NAME_DOC.op("@@")(positive)
+        in_labels = LABELS_DOC.op("@@")(positive)
+
         def within(weights: str) -> sa.ColumnElement[Any]:
             return _flag(self.doc.op("@@")(self._tsquery(query, weights, positive=True)))
 
-        tiers = (within("A"), within("B"), within("AB"), within("ABC"))
-
-        def branch(condition: sa.ColumnElement[bool], score: Any) -> Any:
-            return (
-                sa.select(PRODUCTS.c.sku.label("sku"), sa.cast(score, sa.Float).label("score"))
-                .select_from(_from(where))
-                .where(condition, *where)
-                .limit(cap)
-            )
-
-        # One branch per strong tier (all words in the name; in brand and category), so however
-        # many weaker matches there are, the strongest products are among the candidates.
-        branches = [branch(_exact(query), sa.literal(EXACT_SCORE))]
-        if not query.empty:
-            score = _tier_score(*tiers)
-            for weights in ("A", "B", ""):
-                matches = self.doc.op("@@")(self._tsquery(query, weights))
-                branches.append(branch(matches, score))
-        return _best(sa.union_all(*branches).subquery("candidates"), cap)
+        score = 1 + 8 * _flag(in_name) + 4 * _flag(in_labels) + 2 * within("AB") + within("ABC")
+        return [
+            Tier(sa.and_(in_name, *unwanted), score),
+            Tier(sa.and_(in_labels, *unwanted), score),
+            Tier(self.doc.op("@@")(self._tsquery(query)), score),
+        ]
 
     def attribute_text(self, name: str) -> sa.ColumnElement[Any]:
         return PRODUCTS.c.attributes.op("->>")(sa.literal(name, sa.Text))
+
+    def attribute_equals(self, name: str, value: Any) -> sa.ColumnElement[bool] | None:
+        # containment on `ix_products_attributes` (jsonb_path_ops); jsonb compares numbers by
+        # value, so {"size": 10} also finds 10.0
+        return ATTRIBUTES_JSONB.op("@>")(
+            sa.cast(sa.literal(json.dumps({name: value}), sa.Text), JSONB)
+        )
 
     def attribute_number(self, name: str) -> sa.ColumnElement[Any]:
         value = PRODUCTS.c.attributes.op("->")(sa.literal(name, sa.Text))
@@ -196,10 +224,19 @@ class PostgresText(TextBackend):
         )
 
     async def prepare(self, session: AsyncSession) -> None:
-        """The statement timeout, once per transaction (SET LOCAL ends with it)."""
+        """Once per transaction (the settings end with it): the statement timeout, and scans
+        that read a table from its start, so a tier's LIMIT takes the same rows on every page
+        (a synchronized scan joins another one midway; parallel workers interleave rows)."""
         if session.in_transaction() and session.info.get(_PREPARED) is session.get_transaction():
             return
-        await session.execute(sa.text(f"SET LOCAL statement_timeout = {STATEMENT_TIMEOUT_MS}"))
+        await session.execute(
+            sa.text(
+                "SELECT set_config('statement_timeout', :timeout, true),"
+                " set_config('synchronize_seqscans', 'off', true),"
+                " set_config('max_parallel_workers_per_gather', '0', true)"
+            ),
+            {"timeout": str(STATEMENT_TIMEOUT_MS)},
+        )
         session.info[_PREPARED] = session.get_transaction()
 
     async def similar_words(
@@ -228,11 +265,11 @@ def _weighted(term: Term, weight: str) -> str:
 
 class SqliteText(TextBackend):
     @staticmethod
-    def fts_query(query: ParsedQuery, columns: str = "") -> str:
+    def fts_query(query: ParsedQuery, columns: tuple[str, ...] = ()) -> str:
         """An FTS5 expression with every word quoted, so no input is ever a syntax error.
 
-        `columns` ("name", "name facets", …) restricts the positive words to those columns and
-        leaves the excluded words out (the match itself checks them)."""
+        `columns` (("name",), ("name", "facets"), ("name facets",), …): every word must occur
+        within each of these column sets."""
 
         def term(t: Term) -> str:
             last = len(t.words) - 1
@@ -242,12 +279,12 @@ class SqliteText(TextBackend):
 
         text = " AND ".join("(" + " OR ".join(term(t) for t in c) + ")" for c in query.clauses)
         if columns:
-            return "{" + columns + "} : (" + text + ")"
+            text = " AND ".join("{" + group + "} : (" + text + ")" for group in columns)
         for t in query.excluded:
             text = f"({text}) NOT ({term(t)})"
         return text
 
-    def _fts(self, query: ParsedQuery, columns: str = "") -> Any:
+    def _fts(self, query: ParsedQuery, columns: tuple[str, ...] = ()) -> Any:
         """The SKUs of the products matching `query` (within `columns`, if given)."""
         return (
             sa.text(
@@ -265,28 +302,24 @@ class SqliteText(TextBackend):
         fts = self._fts(query).subquery()
         return sa.or_(PRODUCTS.c.sku.in_(sa.select(fts.c.sku)), _exact(query))
 
-    def scored(self, query: ParsedQuery, where: list[sa.ColumnElement[bool]], cap: int) -> Any:
-        # Every text match is scored (an embedded catalog is small), plus the exact SKU/GTIN
-        # matches; filters apply before the cap. The tiers are column-filtered FTS queries.
-        exact = sa.select(
-            PRODUCTS.c.sku.label("sku"), sa.cast(sa.literal(EXACT_SCORE), sa.Float).label("score")
-        ).where(_exact(query))
-        if query.empty:
-            return _best(exact.subquery("candidates"), cap, where)
-
-        def within(columns: str) -> sa.ColumnElement[Any]:
+    def tiers(self, query: ParsedQuery) -> list[Tier]:
+        # Column filters are answered from the FTS index; each tier is one MATCH that stops at
+        # its LIMIT. The weaker flags of the last tier are one more MATCH each.
+        def within(columns: tuple[str, ...]) -> sa.ColumnElement[Any]:
             found = self._fts(query, columns).subquery()
             return _flag(PRODUCTS.c.sku.in_(sa.select(found.c.sku)))
 
-        fts = self._fts(query).subquery("fts")
-        score = _tier_score(
-            within("name"), within("facets"), within("name facets"), within("name facets attrs")
-        )
-        text = sa.select(
-            PRODUCTS.c.sku.label("sku"), sa.cast(score, sa.Float).label("score")
-        ).select_from(PRODUCTS.join(fts, fts.c.sku == PRODUCTS.c.sku))
-        union = sa.union_all(text, exact).subquery("candidates")
-        return _best(union, cap, where)
+        def tier(columns: tuple[str, ...], base: Any) -> Tier:
+            found = self._fts(query, columns).subquery()
+            return Tier(PRODUCTS.c.sku == found.c.sku, base, found)
+
+        rest = 1 + 2 * within(("name facets",)) + within(("name facets attrs",))
+        return [
+            tier(("name", "facets"), sa.literal(16)),
+            tier(("name",), sa.literal(12)),
+            tier(("facets",), sa.literal(8)),
+            tier((), rest),
+        ]
 
     def attribute_text(self, name: str) -> sa.ColumnElement[Any]:
         return sa.func.json_extract(PRODUCTS.c.attributes, f'$."{name}"')
@@ -330,35 +363,6 @@ class SqliteText(TextBackend):
 
 def _flag(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
     return sa.case((condition, 1), else_=0)
-
-
-def _tier_score(
-    in_name: sa.ColumnElement[Any],
-    in_labels: sa.ColumnElement[Any],
-    in_name_labels: sa.ColumnElement[Any],
-    in_fields: sa.ColumnElement[Any],
-) -> sa.ColumnElement[Any]:
-    """The relevance of a text match, computed the same way on every backend.
-
-    1, plus where all the query's words occur: in the name +8; in the brand and category +4 (the
-    product is of the kind asked for); in name, brand and category together +2; in those or the
-    attribute values +1 (a description-only match scores 1). Within a tier a shorter name ranks
-    higher (the words are more of what the product is): + 1 / (1 + its length).
-    """
-    tier = 1 + 8 * in_name + 4 * in_labels + 2 * in_name_labels + in_fields
-    brevity = sa.literal(1.0, sa.Float) / (1 + sa.func.length(PRODUCTS.c.name))
-    return sa.cast(tier, sa.Float) + brevity
-
-
-def _best(candidates: Any, cap: int, where: list[sa.ColumnElement[bool]] | None = None) -> Any:
-    """The `cap` best (sku, score) of `candidates` (a product's best score), filtered."""
-    best = sa.func.max(candidates.c.score).label("score")
-    statement = sa.select(candidates.c.sku, best)
-    if where:
-        statement = statement.select_from(
-            candidates.join(_from(where), PRODUCTS.c.sku == candidates.c.sku)
-        ).where(*where)
-    return statement.group_by(candidates.c.sku).order_by(best.desc(), candidates.c.sku).limit(cap)
 
 
 def backend_for(session: AsyncSession) -> TextBackend:
@@ -408,6 +412,9 @@ def _attribute(text: TextBackend, c: AttributeCondition) -> sa.ColumnElement[boo
         if c.op != "eq":
             return cast(sa.ColumnElement[bool], getattr(number, _OPS[c.op])(value))
         as_text = _number_text(value)
+        indexed = text.attribute_equals(c.name, value)
+        if indexed is not None:  # the number, or the same digits as a string
+            return sa.or_(indexed, cast(Any, text.attribute_equals(c.name, as_text)))
         return sa.or_(number == value, text.attribute_text(c.name) == as_text)
     return text.lower(text.attribute_text(c.name)) == value.lower()
 
@@ -428,12 +435,10 @@ def _product_columns() -> list[Any]:
     return [*PRODUCTS.c, BRAND.label("brand"), sa.func.coalesce(stock, 0).label("stock")]
 
 
-def _keyset(sort: str, after: tuple[Any, ...], score: Any) -> sa.ColumnElement[bool]:
+def _keyset(sort: str, after: tuple[Any, ...]) -> sa.ColumnElement[bool]:
     """Rows after the cursor. Price and date orders break ties by SKU in their own direction, so
     the condition is one row comparison: an index range on (price, sku) / (created_at, sku)."""
     sku = PRODUCTS.c.sku
-    if sort == "relevance":
-        return sa.or_(score < after[0], sa.and_(score == after[0], sku > after[1]))
     if sort == "price_asc":
         return sa.tuple_(PRODUCTS.c.price_cents, sku) > sa.tuple_(*after)
     if sort == "price_desc":
@@ -444,14 +449,14 @@ def _keyset(sort: str, after: tuple[Any, ...], score: Any) -> sa.ColumnElement[b
     return sku > after[0]
 
 
-def _order(sort: str, score: Any) -> list[Any]:
+def _order(sort: str) -> list[Any]:
     sku = PRODUCTS.c.sku
-    return {
-        "relevance": [score.desc(), sku],
+    orders: dict[str, list[Any]] = {
         "price_asc": [PRODUCTS.c.price_cents, sku],
         "price_desc": [PRODUCTS.c.price_cents.desc(), sku.desc()],
         "newest": [PRODUCTS.c.created_at.desc(), sku.desc()],
-    }.get(sort, [sku])
+    }
+    return orders.get(sort, [sku])
 
 
 def sort_key(sort: str, row: Row) -> list[Any]:
@@ -467,38 +472,111 @@ def sort_key(sort: str, row: Row) -> list[Any]:
     return [product["sku"]]
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """The ranked candidates of one query and filters, best first, and how many match."""
+
+    candidates: list[tuple[str, float]]  # (sku, score)
+    total: int  # distinct matches seen, exact when not `capped`
+    capped: bool
+
+
+async def ranking(session: AsyncSession, spec: Spec) -> Ranking:
+    """The `spec.candidates` best matches of the spec's query (filters applied), by score.
+
+    One formula on every backend: an exact SKU/GTIN match scores EXACT_SCORE; a text match
+    1 + 8·(every word in the name) + 4·(in the labels: brand and category) + 2·(in name and
+    labels together) + 1·(in those or the attribute values) + 1 / (1 + length of the name)
+    (within a tier, the words are more of a shorter name). The flags imply each other, so the
+    matches fall into disjoint tiers: name and labels 16, name 12, labels 8, the rest 1–4.
+
+    The tiers are read strongest first (PostgreSQL: every word in the name, in the labels, any
+    match; SQLite, where column filters cost nothing extra: name and labels, name, labels, any),
+    each stopping at COUNT_CAP + 1 rows: once a tier fills that, every weaker tier would only
+    add lower scores, so it is not read; the cost is bounded
+    however many products match, and a common word costs one short scan. A query whose tiers
+    all end early has been read whole, and its count is exact. Rows are taken in the database's
+    own order within a tier (deterministic: see `PostgresText.prepare`), so every page of one
+    search ranks the same candidates. The result is kept for the transaction: the first page's
+    count and page read the tiers once.
+    """
+    text = backend_for(session)
+    await text.prepare(session)
+    key = (spec.query, spec.filters, spec.candidates, session.get_transaction())
+    cached = session.info.get(_RANKING)
+    if cached is not None and cached[0] == key:
+        return cast(Ranking, cached[1])
+    assert spec.query is not None
+    query, where = spec.query, _filters(text, spec.filters)
+    limit = max(spec.candidates, COUNT_CAP) + 1
+    scores: dict[str, float] = {}
+    exact = sa.select(PRODUCTS.c.sku).select_from(_from(where)).where(_exact(query), *where)
+    for sku in await session.scalars(exact.limit(limit)):
+        scores[sku] = EXACT_SCORE
+    capped = False
+    for tier in [] if query.empty else text.tiers(query):
+        source = _from(where)
+        if tier.source is not None:
+            source = source.join(tier.source, tier.condition)
+        statement = (
+            sa.select(PRODUCTS.c.sku, tier.base, sa.func.length(PRODUCTS.c.name))
+            .select_from(source)
+            .where(*([] if tier.source is not None else [tier.condition]), *where)
+            .limit(limit)
+        )
+        rows = (await session.execute(statement)).all()
+        for sku, base, length in rows:
+            score = float(base) + 1.0 / (1 + int(length))
+            if score > scores.get(sku, 0.0):
+                scores[sku] = score
+        if len(rows) == limit:
+            capped = True  # more match than the cap: every weaker tier scores lower
+            break
+    ordered = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    result = Ranking(ordered[: spec.candidates], len(scores), capped or len(scores) > COUNT_CAP)
+    session.info[_RANKING] = (key, result)
+    return result
+
+
 async def page(session: AsyncSession, spec: Spec) -> list[Row]:
     """Up to `spec.limit` rows in the spec's order, after `spec.after`."""
     text = backend_for(session)
     await text.prepare(session)
-    where = _filters(text, spec.filters)
     if spec.sort == "relevance" and spec.query is not None:
-        ranked = text.scored(spec.query, where, spec.candidates).subquery("ranked")
-        score = ranked.c.score
-        statement = sa.select(*_product_columns(), score).select_from(
-            PRODUCTS.join(ranked, ranked.c.sku == PRODUCTS.c.sku)
-        )
-    else:
-        score = sa.null()
-        if spec.query is not None:
-            where.append(text.match(spec.query))
-        statement = sa.select(*_product_columns(), sa.null().label("score"))
-        statement = statement.select_from(_from(where)).where(*where)
+        return await _ranked_page(session, spec)
+    where = _filters(text, spec.filters)
+    if spec.query is not None:
+        where.append(text.match(spec.query))
+    statement = sa.select(*_product_columns()).select_from(_from(where)).where(*where)
     if spec.after is not None:
-        statement = statement.where(_keyset(spec.sort, spec.after, score))
-    statement = statement.order_by(*_order(spec.sort, score)).limit(spec.limit)
-    rows = []
-    for row in (await session.execute(statement)).mappings():
-        product = {c.name: row[c.name] for c in PRODUCTS.c}
-        product["brand"] = row["brand"]
-        attributes = product["attributes"]
-        if isinstance(attributes, str):
-            product["attributes"] = json.loads(attributes)
-        score_value = row["score"]
-        rows.append(
-            Row(product, int(row["stock"]), None if score_value is None else float(score_value))
-        )
-    return rows
+        statement = statement.where(_keyset(spec.sort, spec.after))
+    statement = statement.order_by(*_order(spec.sort)).limit(spec.limit)
+    return [_row(row, None) for row in (await session.execute(statement)).mappings()]
+
+
+async def _ranked_page(session: AsyncSession, spec: Spec) -> list[Row]:
+    candidates = (await ranking(session, spec)).candidates
+    if spec.after is not None:
+        after_score, after_sku = float(spec.after[0]), str(spec.after[1])
+        candidates = [
+            (sku, score)
+            for sku, score in candidates
+            if score < after_score or (score == after_score and sku > after_sku)
+        ]
+    chosen = dict(candidates[: spec.limit])
+    if not chosen:
+        return []
+    statement = sa.select(*_product_columns()).where(PRODUCTS.c.sku.in_(list(chosen)))
+    found = {row["sku"]: row for row in (await session.execute(statement)).mappings()}
+    return [_row(found[sku], score) for sku, score in chosen.items() if sku in found]
+
+
+def _row(row: Any, score: float | None) -> Row:
+    product = {c.name: row[c.name] for c in PRODUCTS.c}
+    product["brand"] = row["brand"]
+    if isinstance(product["attributes"], str):
+        product["attributes"] = json.loads(product["attributes"])
+    return Row(product, int(row["stock"]), score)
 
 
 def _matching(text: TextBackend, spec: Spec, cap: int) -> Any:
@@ -516,6 +594,9 @@ def _matching(text: TextBackend, spec: Spec, cap: int) -> Any:
 
 async def count(session: AsyncSession, spec: Spec) -> tuple[int, bool]:
     """How many products match (exact up to COUNT_CAP), and whether the count was capped."""
+    if spec.sort == "relevance" and spec.query is not None:
+        ranked = await ranking(session, spec)  # the page reads the same tiers
+        return min(ranked.total, COUNT_CAP), ranked.capped
     text = backend_for(session)
     await text.prepare(session)
     matching = _matching(text, spec, COUNT_CAP + 1).subquery()  # one more tells it is capped

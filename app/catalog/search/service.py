@@ -150,6 +150,8 @@ class Search:
         query = parse(text) if text else None
         if query is not None and query.empty and not query.whole:
             query = None  # nothing searchable (e.g. only combining marks): a plain listing
+        if query is not None:
+            query = await self.engine.settle(self.session, query)
         messages: list[Message] = []
         sort = request.sort or ("relevance" if query else "sku")
         if sort == "relevance" and query is None:

@@ -95,6 +95,19 @@ class ParsedQuery:
         clauses = tuple(tuple(fix(t) for t in clause) for clause in self.clauses)
         return ParsedQuery(clauses, self.excluded, self.raw, self.whole)
 
+    def prefix_word(self) -> str | None:
+        """The word matched as a prefix (the last word typed bare), if any."""
+        for clause in self.clauses:
+            for term in clause:
+                if term.prefix:
+                    return term.words[-1]
+        return None
+
+    def without_prefix(self) -> ParsedQuery:
+        """The same query with every word matched whole."""
+        clauses = tuple(tuple(Term(t.words) for t in clause) for clause in self.clauses)
+        return ParsedQuery(clauses, self.excluded, self.raw, self.whole)
+
     def text(self) -> str:
         """A readable form of the query (for messages)."""
         parts = []

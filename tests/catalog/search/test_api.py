@@ -1335,3 +1335,38 @@ async def test_sqlite_odd_queries_filters_cursors_and_typos(
             if response.status_code >= 500:
                 problems.append(f"{op} {value}: {response.status_code}")
     assert problems == [], "\n".join(problems)
+
+
+# --- a last word typed whole is a word, a partial one a prefix ----------------------------------
+
+
+PREFIX_CATALOG = [
+    product("SHO-1", name="Trail Shoe", category="shoes"),
+    product("SHO-2", name="Waxed Shoelace Pair", category="accessories"),
+    product("SHO-3", name="Leather Shoes", category="shoes"),
+]
+
+
+async def _check_whole_word_and_prefix(client: AsyncClient, key: str) -> None:
+    await upsert(client, PREFIX_CATALOG)
+    # "shoe" is a word the catalog has: it finds shoes (stemmed), not shoelaces
+    whole = await search(client, key, {"query": "shoe", "sort": "sku"})
+    assert skus_of(whole["products"]) == ["SHO-1", "SHO-3"], whole["products"]
+    # a partial word is still completed: "sho" and "shoel"
+    partial = await search(client, key, {"query": "sho", "sort": "sku"})
+    assert skus_of(partial["products"]) == ["SHO-1", "SHO-2", "SHO-3"]
+    shoel = await search(client, key, {"query": "shoel"})
+    assert skus_of(shoel["products"]) == ["SHO-2"]
+    # only the last bare word is ever a prefix; a whole earlier word matches as a word
+    both = await search(client, key, {"query": "leather sho"})
+    assert skus_of(both["products"]) == ["SHO-3"]
+
+
+async def test_a_whole_last_word_is_not_a_prefix(client: AsyncClient, key: str) -> None:
+    await _check_whole_word_and_prefix(client, key)
+
+
+async def test_sqlite_a_whole_last_word_is_not_a_prefix(
+    sqlite_client: tuple[AsyncClient, str],
+) -> None:
+    await _check_whole_word_and_prefix(*sqlite_client)
