@@ -18,7 +18,7 @@ from app.models import Account, ApiKey, Plan
 from app.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -26,22 +26,33 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_settings_dep(services: ServicesDep) -> Settings:
+async def get_settings_dep(services: ServicesDep) -> Settings:
     return services.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def get_search_engine(services: ServicesDep) -> SearchEngine:
+async def get_search_engine(services: ServicesDep) -> SearchEngine:
     return services.search
 
 
 SearchEngineDep = Annotated[SearchEngine, Depends(get_search_engine)]
 
 
-async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
-    async with services.db.unit() as session:
+READ_ONLY = "__agentmall_read_only__"
+
+
+def read_only[F: Callable[..., Any]](endpoint: F) -> F:
+    """Mark a route that writes nothing: its session (the gate's too) skips BEGIN/COMMIT."""
+    setattr(endpoint, READ_ONLY, True)
+    return endpoint
+
+
+async def get_session(request: Request, services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    route = request.scope.get("route")
+    quiet = getattr(getattr(route, "endpoint", None), READ_ONLY, False)
+    async with services.db.unit(read_only=quiet) as session:
         yield session
 
 
@@ -130,5 +141,5 @@ def gate(feature: str, endpoint: str, cost: Callable[..., int] | None = None) ->
     return check
 
 
-def _one() -> int:
+async def _one() -> int:
     return 1

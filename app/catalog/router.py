@@ -31,7 +31,7 @@ from app.catalog.search.service import Search, attribute_expression
 from app.core.errors import error_responses
 from app.core.features import BULK_SKUS_PER_UNIT, cost_per
 from app.core.schemas import CleanStr
-from app.deps import SearchEngineDep, SessionDep, SettingsDep, gate
+from app.deps import SearchEngineDep, SessionDep, SettingsDep, gate, read_only
 from app.gate.decision import GateDecision
 
 SearchText = Annotated[CleanStr, StringConstraints(min_length=1, max_length=200)]
@@ -171,6 +171,7 @@ async def search_products(
 
 
 @router.post("/bulk", response_model=BulkResponse)
+@read_only
 async def bulk_products(session: SessionDep, body: BulkRequest, _: BulkGate) -> BulkResponse:
     """Up to 100 products in one call (paid plans); costs 1 unit per 10 SKUs."""
     return await service.bulk(session, body.skus)
@@ -185,6 +186,7 @@ async def list_categories(
 
 
 @router.get("/{sku}", response_model=ProductPublic)
+@read_only
 async def get_product(
     session: SessionDep,
     _: GetGate,

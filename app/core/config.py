@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     # sharing one Upstash database never share counters, versions or limits.
     REDIS_KEY_PREFIX: str = Field(default="am:", min_length=1, max_length=64)
     DB_MAX_CONNECTIONS: int = Field(default=10, ge=1, le=1000)
+    # Per-instance pool (PostgreSQL): connections kept open between requests, how long one may
+    # sit idle before it is checked (one round trip) on its next use, and its maximum age.
+    DB_POOL_SIZE: int = Field(default=2, ge=0, le=100)
+    DB_POOL_IDLE_CHECK_SECONDS: float = Field(default=10, ge=0, le=3600)
+    DB_POOL_MAX_AGE_SECONDS: int = Field(default=300, ge=1, le=86_400)
     KEY_CACHE_TTL_SECONDS: float = Field(default=60, ge=0, le=3600)
     SIGNUPS_PER_IP_PER_HOUR: int = Field(default=5, ge=1, le=10_000)
     PUBLIC_REQUESTS_PER_IP_PER_MINUTE: int = Field(default=60, ge=1, le=100_000)
@@ -238,6 +243,10 @@ class Settings(BaseSettings):
                 raise ValueError("UPSTASH_REDIS_REST_URL (or REDIS_URL) is required in production")
             if not self.CRON_SECRET:
                 raise ValueError("CRON_SECRET is required in production")
+            if not self.STRIPE_SECRET_KEY:
+                raise ValueError("STRIPE_SECRET_KEY is required in production (paid plans)")
+            if not self.STRIPE_WEBHOOK_SECRET:
+                raise ValueError("STRIPE_WEBHOOK_SECRET is required in production (paid plans)")
             if self.WEBHOOK_ALLOW_HOSTS:
                 raise ValueError("WEBHOOK_ALLOW_HOSTS is for tests and development only")
         if self.SMTP_URL and not self.EMAIL_FROM:

@@ -1,14 +1,22 @@
 """Database engine and the request-scoped session.
 
-Serverless rules (NOTES.md): Postgres connections are scarce and instances are many, so there is no
-pool per instance (`NullPool`; the provider's PgBouncer pools) and asyncpg's prepared-statement
-cache is off (it breaks under transaction pooling). A session opens a connection only when it first
-runs a query, so a request served from the key cache never touches the database.
+Serverless rules (NOTES.md): Vercel's Fluid compute and Lambda keep an instance warm across many
+requests, so each instance keeps a *small* pool (`DB_POOL_SIZE`, a few connections, at most
+`DB_MAX_CONNECTIONS` at once, each at most `DB_POOL_MAX_AGE_SECONDS` old): a warm request opens
+no connection (opening and closing one was half of a gated read's time: asyncpg connect ≈ 4 ms,
+close ≈ 2 ms). The provider's PgBouncer still pools across instances, so asyncpg's
+prepared-statement cache stays off (it breaks under transaction pooling). A connection that sat
+idle longer than `DB_POOL_IDLE_CHECK_SECONDS` (a frozen instance, a server that closed it) is
+checked with one round trip before use and replaced if dead, so it never surfaces as a 500; a
+busy instance pays nothing. Read-only routes (`read_only`) run without BEGIN/COMMIT round trips.
+A session opens a connection only when it first runs a query, so a request served from the key
+cache never touches the database. SQLite (the embedded default) opens a connection per session.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,13 +24,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 from app.core.config import Settings
 
@@ -54,34 +63,54 @@ class Database:
     """One engine and session factory per app instance (built lazily, never at import time)."""
 
     def __init__(self, settings: Settings) -> None:
+        pool: dict[str, Any]
         connect_args: dict[str, Any] = {}
         if settings.is_sqlite:
             connect_args["timeout"] = 15
+            pool = {"poolclass": NullPool}
         else:
             connect_args.update(statement_cache_size=0, prepared_statement_cache_size=0)
+            size = min(settings.DB_POOL_SIZE, settings.DB_MAX_CONNECTIONS)
+            pool = {
+                "pool_size": size,
+                "max_overflow": settings.DB_MAX_CONNECTIONS - size,
+                "pool_recycle": settings.DB_POOL_MAX_AGE_SECONDS,
+                "pool_timeout": 10,
+            }
         # hide_parameters: bound values (emails, key hashes) never reach exception text or logs.
         self.engine: AsyncEngine = create_async_engine(
-            settings.DATABASE_URL,
-            poolclass=NullPool,
-            connect_args=connect_args,
-            hide_parameters=True,
+            settings.DATABASE_URL, connect_args=connect_args, hide_parameters=True, **pool
         )
         if settings.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            _check_idle_connections(self.engine, settings.DB_POOL_IDLE_CHECK_SECONDS)
         self.queries = QueryCounter()
         event.listen(self.engine.sync_engine, "before_cursor_execute", self.queries)
+        self.connects = QueryCounter()  # new database connections (benchmarks, tests)
+        event.listen(self.engine.sync_engine, "connect", self.connects)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
-        # No pool, but a cap: one instance serving many requests at once (Vercel Fluid compute)
-        # must not open a connection per request and exhaust the database.
+        # Read-only units: no BEGIN/COMMIT (PostgreSQL; SQLite transactions cost no round trip).
+        reader = self.engine
+        if not settings.is_sqlite:
+            reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.reader = async_sessionmaker(reader, expire_on_commit=False)
+        # A cap on units at once: one instance serving many requests (Vercel Fluid compute) waits
+        # here rather than queueing inside the pool while holding other resources.
         self._permits = asyncio.Semaphore(settings.DB_MAX_CONNECTIONS)
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[AsyncSession]:
+    async def unit(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
         """A unit of work: commit on success, roll back on any exception, then run the
         after-commit callbacks. A context manager (not a generator driven by `async for`), so the
-        session is closed and its connection slot freed the moment the block ends, also when it
-        raises — never later, when the garbage collector finalises an abandoned generator."""
-        async with self._permits, self.sessionmaker() as session:
+        session is closed and its connection returned the moment the block ends, also when it
+        raises — never later, when the garbage collector finalises an abandoned generator.
+
+        `read_only`: every statement commits on its own (PostgreSQL autocommit), saving the
+        BEGIN and COMMIT round trips; only for units that write nothing and need no snapshot
+        across statements."""
+        factory = self.reader if read_only else self.sessionmaker
+        async with self._permits, factory() as session:
             try:
                 yield session
                 if session.in_transaction():
@@ -94,6 +123,31 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+IDLE_SINCE = "idle_since"
+
+
+def _check_idle_connections(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Check a pooled connection that sat idle too long before handing it out; a dead one is
+    replaced (the pool retries on DisconnectionError), so it never fails a request."""
+
+    def checkin(_: Any, record: ConnectionPoolEntry) -> None:
+        record.info[IDLE_SINCE] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _: Any) -> None:
+        since = record.info.pop(IDLE_SINCE, None)
+        if since is None or time.monotonic() - since <= idle_seconds:
+            return
+        try:  # runs inside SQLAlchemy's greenlet: the adapted asyncpg cursor may be used
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        except Exception as exc:
+            raise DisconnectionError("idle pooled connection is gone") from exc
+
+    event.listen(engine.sync_engine, "checkin", checkin)
+    event.listen(engine.sync_engine, "checkout", checkout)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:

@@ -62,13 +62,19 @@ def test_production_refuses_the_embedded_defaults() -> None:
     with pytest.raises(ValidationError) as caught:
         build(VERCEL_ENV="production", DATABASE_URL="postgresql://u@h/db")
     assert "UPSTASH_REDIS_REST_URL" in str(caught.value)
-    ok = build(
-        VERCEL_ENV="production",
-        DATABASE_URL="postgresql://u@h/db",
-        UPSTASH_REDIS_REST_URL="https://x.upstash.io",
-        UPSTASH_REDIS_REST_TOKEN="A" * 40,
-        CRON_SECRET="c" * 32,
-    )
+    required: dict[str, str] = {
+        "DATABASE_URL": "postgresql://u@h/db",
+        "UPSTASH_REDIS_REST_URL": "https://x.upstash.io",
+        "UPSTASH_REDIS_REST_TOKEN": "A" * 40,
+        "CRON_SECRET": "c" * 32,
+        "STRIPE_SECRET_KEY": "sk_live_" + "k" * 24,
+        "STRIPE_WEBHOOK_SECRET": "whsec_" + "w" * 32,
+    }
+    for missing in ("CRON_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+        with pytest.raises(ValidationError) as caught:
+            build(VERCEL_ENV="production", **{k: v for k, v in required.items() if k != missing})
+        assert f"{missing} is required in production" in str(caught.value)
+    ok = build(VERCEL_ENV="production", **required)
     assert ok.is_production
 
 
