@@ -16,11 +16,7 @@ from pydantic import BaseModel
 from app.billing.errors import BillingNotConfigured
 from app.core.errors import NotFound, Unauthorized
 from app.deps import ServicesDep, SettingsDep
-from app.metering import service as metering
-from app.notices import service as notices
 from app.services import Services
-from app.usage import service as usage
-from app.webhooks import delivery as webhook_delivery
 
 
 class CronUnauthorized(Unauthorized):
@@ -33,7 +29,7 @@ class JobNotFound(NotFound):
     default_message = "No scheduled job with this name."
 
 
-def require_cron(
+async def require_cron(
     settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
 ) -> None:
     """Vercel Cron sends `Authorization: Bearer $CRON_SECRET`; anything else is a 401."""
@@ -45,21 +41,33 @@ def require_cron(
         raise CronUnauthorized()
 
 
+# Each job imports its module when it runs: the API function starts without the Stripe SDK,
+# the mailer or the delivery client (bench/coldstart.py).
+
+
 async def _rollup(services: Services) -> BaseModel:
+    from app.usage import service as usage
+
     return await usage.rollup(services.db, services.redis, services.keys)
 
 
 async def _flush(services: Services) -> BaseModel:
     if services.stripe is None:
         raise BillingNotConfigured()
+    from app.metering import service as metering
+
     return await metering.flush(services.db, services.stripe)
 
 
 async def _deliver(services: Services) -> BaseModel:
+    from app.webhooks import delivery as webhook_delivery
+
     return await webhook_delivery.deliver(services.db, services.settings)
 
 
 async def _notify(services: Services) -> BaseModel:
+    from app.notices import service as notices
+
     return await notices.notify(services.db, services.settings)
 
 

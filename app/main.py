@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MeteringMiddleware)
     app.add_middleware(BodySizeLimit)
     services = app.state.services
-    add_webhook_route(app, settings, services.db, services.versions, services.stripe)
+    add_webhook_route(app, settings, services.db, services.versions, lambda: services.stripe)
     for router in (
         health_router,
         public_router,

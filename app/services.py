@@ -6,11 +6,10 @@ This is where wiring happens: which domain object gets which client. Domains nev
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import stripe
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from app.accounts.versions import PolicyVersions
-from app.billing.stripe_client import build_stripe
 from app.catalog.search.engine import SearchEngine, engine_for
 from app.core.client_ip import ClientIP
 from app.core.config import Settings
@@ -23,6 +22,9 @@ from app.redis.adapters import build_redis
 from app.redis.keys import RedisKeys
 from app.redis.port import RedisPort
 
+if TYPE_CHECKING:
+    import stripe
+
 
 @dataclass
 class Services:
@@ -34,7 +36,6 @@ class Services:
     client_ip: ClientIP = field(init=False)
     gate: Gate = field(init=False)
     public_limiter: PublicLimiter = field(init=False)
-    stripe: stripe.StripeClient | None = field(init=False)  # None: billing not configured
     search: SearchEngine = field(init=False)
 
     def __post_init__(self) -> None:
@@ -45,8 +46,15 @@ class Services:
         resolver = KeyResolver(self.settings, self.redis, self.keys, cache)
         self.gate = Gate(self.settings, self.redis, self.keys, resolver)
         self.public_limiter = PublicLimiter(self.settings, self.redis, self.client_ip)
-        self.stripe = build_stripe(self.settings)
         self.search = engine_for(self.settings.SEARCH_ENGINE)
+
+    @cached_property
+    def stripe(self) -> stripe.StripeClient | None:
+        """The Stripe client (None: billing not configured), built on first use: the Stripe
+        SDK is imported only when a billing route, cron or webhook needs it (cold starts)."""
+        from app.billing.stripe_client import build_stripe
+
+        return build_stripe(self.settings)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,6 +75,9 @@ class AccountNotFound(NotFound):
 
 def normalise_email(raw: str) -> str:
     """One spelling per mailbox: NFKC and case-folded (so `ｆｏｏ@…` and `ß@…` can't duplicate)."""
+    # imported on first use (sign-up, email changes): the product API starts without it
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         normalized = validate_email(raw.strip(), check_deliverability=False).normalized
         return unicodedata.normalize("NFKC", normalized).casefold()

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import RedirectResponse
 
-from app.billing import service
 from app.billing.schemas import BillingUrl, CheckoutRequest, ReturnPage
 from app.core.errors import error_responses
 from app.deps import PrincipalDep, ServicesDep, SessionDep
+
+
+def _service() -> ModuleType:
+    """The billing service, imported on first use: it brings the Stripe SDK, which the API
+    function does not load at start-up (cold starts; bench/coldstart.py)."""
+    from app.billing import service
+
+    return service
+
 
 router = APIRouter(
     prefix="/v1/billing",
@@ -30,7 +39,7 @@ async def checkout(
     body: CheckoutRequest, principal: PrincipalDep, session: SessionDep, services: ServicesDep
 ) -> BillingUrl:
     """A Stripe Checkout Session to subscribe to a paid plan."""
-    url = await service.checkout(
+    url = await _service().checkout(
         session, services.stripe, services.settings, account=principal.account, plan=body.plan
     )
     return BillingUrl(url=url)
@@ -39,7 +48,7 @@ async def checkout(
 @router.post("/portal", response_model=BillingUrl)
 async def portal(principal: PrincipalDep, session: SessionDep, services: ServicesDep) -> BillingUrl:
     """A Stripe Customer Portal session to manage the subscription; 409 if it never existed."""
-    url = await service.portal(session, services.stripe, services.settings, principal.account)
+    url = await _service().portal(session, services.stripe, services.settings, principal.account)
     return BillingUrl(url=url)
 
 
@@ -50,7 +59,7 @@ async def upgrade(
     services: ServicesDep,
 ) -> RedirectResponse:
     """The signed link in quota and plan errors: 303 to a fresh Checkout Session (no key)."""
-    url = await service.follow_upgrade_link(session, services.stripe, services.settings, token)
+    url = await _service().follow_upgrade_link(session, services.stripe, services.settings, token)
     return RedirectResponse(url, status_code=303)
 
 
@@ -61,7 +70,7 @@ async def manage(
     services: ServicesDep,
 ) -> RedirectResponse:
     """The signed link in 402 `payment_required` bodies: 303 to the Customer Portal (no key)."""
-    url = await service.follow_manage_link(session, services.stripe, services.settings, token)
+    url = await _service().follow_manage_link(session, services.stripe, services.settings, token)
     return RedirectResponse(url, status_code=303)
 
 

@@ -13,22 +13,22 @@ rewrite sends that path to this function, never to the API.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import stripe
 from fastapi import FastAPI, Header, Request
 
 from app.accounts.versions import PolicyVersions
-from app.billing import webhooks
 from app.billing.errors import BillingNotConfigured
-from app.billing.stripe_client import build_stripe
 from app.core.config import Settings, get_settings
 from app.core.db import Database
 from app.core.errors import AppError, install_error_handlers
 from app.redis.adapters import build_redis
 from app.redis.keys import RedisKeys
+
+if TYPE_CHECKING:
+    import stripe
 
 MAX_EVENT_BYTES = 1024 * 1024  # Stripe events are KiBs (an invoice with many lines: 100s of KiB)
 
@@ -59,9 +59,10 @@ def add_webhook_route(
     settings: Settings,
     db: Database,
     versions: PolicyVersions,
-    client: stripe.StripeClient | None,
+    client: Callable[[], stripe.StripeClient | None],
 ) -> None:
-    """`POST /v1/stripe/webhook` on `app` (its own function on Vercel; the API app locally)."""
+    """`POST /v1/stripe/webhook` on `app` (its own function on Vercel; the API app locally).
+    `client` builds the Stripe client on first use: neither app imports the SDK at start-up."""
 
     @app.post("/v1/stripe/webhook", include_in_schema=False)
     async def stripe_webhook(
@@ -69,12 +70,15 @@ def add_webhook_route(
     ) -> dict[str, str]:
         """Verify, then apply the event exactly once (a redelivery is a 200 no-op)."""
         secret = settings.STRIPE_WEBHOOK_SECRET
-        if secret is None or client is None:
+        stripe_client = client() if secret is not None else None
+        if secret is None or stripe_client is None:
             raise BillingNotConfigured("Stripe webhooks are not configured on this deployment.")
         payload = await _read_capped(request)
+        from app.billing import webhooks
+
         event = webhooks.verify(payload, stripe_signature, secret.get_secret_value())
         async with db.unit() as session:
-            outcome = await webhooks.handle(session, client, versions, event)
+            outcome = await webhooks.handle(session, stripe_client, versions, event)
         return {"received": event["id"], "outcome": outcome}
 
 
@@ -94,5 +98,14 @@ def create_webhook_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="AgentMall Stripe webhooks", lifespan=lifespan, openapi_url=None)
     app.state.db, app.state.redis = db, redis
     install_error_handlers(app)
-    add_webhook_route(app, settings, db, versions, build_stripe(settings))
+    built: list[stripe.StripeClient | None] = []
+
+    def client() -> stripe.StripeClient | None:
+        if not built:
+            from app.billing.stripe_client import build_stripe
+
+            built.append(build_stripe(settings))
+        return built[0]
+
+    add_webhook_route(app, settings, db, versions, client)
     return app
