@@ -30,25 +30,24 @@ from app.webhooks.router import router as webhooks_router
 logger = logging.getLogger("agentmall")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, per_invocation: bool = False) -> FastAPI:
     """Build the app. Settings are validated now (a bad one fails start-up, naming itself);
-    clients are built on first use, inside the serving event loop."""
+    clients are built on first use, inside the serving event loop.
+
+    `per_invocation`: the host runs the lifespan around every invocation (Mangum on AWS
+    Lambda), so start-up work runs once per instance and the clients are never closed between
+    invocations (a closed Upstash client would leave every later call unmetered, and a closed
+    pool would reconnect each time); the instance's end closes them."""
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.is_sqlite:  # the embedded default migrates itself; PostgreSQL never does
-            from app.core.embedded import migrate_embedded_database
-
-            await migrate_embedded_database(settings)
-        if settings.is_sqlite and settings.LOAD_SAMPLE_CATALOG:
-            from app.catalog.importer import load_sample_if_empty
-
-            loaded = await load_sample_if_empty(app.state.services.db.sessionmaker)
-            if loaded:
-                logger.info("loaded %d sample products into the embedded database", loaded)
+        if not app.state.started:
+            await _start(app, settings)
+            app.state.started = True
         yield
-        await app.state.services.close()
+        if not per_invocation:
+            await app.state.services.close()
 
     app = FastAPI(
         title="AgentMall API",
@@ -57,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = Services.build(settings)
+    app.state.started = False
     install_error_handlers(app)
     app.add_middleware(MeteringMiddleware)
     app.add_middleware(BodySizeLimit)
@@ -78,3 +78,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     return app
+
+
+async def _start(app: FastAPI, settings: Settings) -> None:
+    if settings.is_sqlite:  # the embedded default migrates itself; PostgreSQL never does
+        from app.core.embedded import migrate_embedded_database
+
+        await migrate_embedded_database(settings)
+    if settings.is_sqlite and settings.LOAD_SAMPLE_CATALOG:
+        from app.catalog.importer import load_sample_if_empty
+
+        loaded = await load_sample_if_empty(app.state.services.db.sessionmaker)
+        if loaded:
+            logger.info("loaded %d sample products into the embedded database", loaded)
