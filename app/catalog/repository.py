@@ -29,15 +29,20 @@ def _with_stock() -> Any:
     )
 
 
+# Built once: the hot read of every gated product request (no per-request statement building
+# and cache-key hashing).
+_GET = (
+    _with_stock()
+    .where(sa.func.lower(col(Product.sku)) == sa.bindparam("lower_sku"))
+    .order_by((col(Product.sku) == sa.bindparam("sku")).desc(), col(Product.sku))
+    .limit(1)
+)
+
+
 async def get(session: AsyncSession, sku: str) -> ProductRow | None:
     """The product with this SKU, compared case-insensitively (an exact-case match first)."""
-    query = (
-        _with_stock()
-        .where(sa.func.lower(col(Product.sku)) == sku.lower())
-        .order_by((col(Product.sku) == sku).desc(), col(Product.sku))
-        .limit(1)
-    )
-    row = (await session.execute(query)).first()
+    result = await session.execute(_GET, {"lower_sku": sku.lower(), "sku": sku})
+    row = result.first()
     return (row[0], int(row[1])) if row else None
 
 

@@ -113,7 +113,7 @@ class Database:
         async with self._permits, factory() as session:
             try:
                 yield session
-                if session.in_transaction():
+                if session.in_transaction() and not read_only:  # autocommit: nothing to send
                     await session.commit()
             except BaseException:
                 await session.rollback()
@@ -139,10 +139,8 @@ def _check_idle_connections(engine: AsyncEngine, idle_seconds: float) -> None:
         since = record.info.pop(IDLE_SINCE, None)
         if since is None or time.monotonic() - since <= idle_seconds:
             return
-        try:  # runs inside SQLAlchemy's greenlet: the adapted asyncpg cursor may be used
-            cursor = dbapi_connection.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
+        try:  # the driver's own ping (inside SQLAlchemy's greenlet): one round trip, no BEGIN
+            engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:
             raise DisconnectionError("idle pooled connection is gone") from exc
 
