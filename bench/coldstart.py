@@ -1,0 +1,763 @@
+"""Cold-start benchmark: importing each deployed function's module in a fresh interpreter.
+
+    .venv/bin/python -m bench.coldstart [--samples N] [--importtime-samples M] [--json]
+                                        [--render RESULT.json]
+
+Targets (each imported in its own new `python` process, as a fresh serverless instance would):
+
+- bare FastAPI: `import fastapi; app = fastapi.FastAPI()`, the yardstick;
+- the API function: `import api.index` (module-level `app = create_app()`);
+- the Stripe webhook function: `import api.stripe_webhook` (`app = create_webhook_app()`).
+
+1. Timing: one warm-up process per target (compiles any stale `.pyc`, untimed), then `--samples`
+   rounds; every round runs each target once, in rotated order, so the three series share the
+   machine's noise. Each child times its own import with `time.perf_counter()` (interpreter
+   start-up, the same for all, is excluded); the parent also records the process's wall time.
+2. Imports: `--importtime-samples` processes per target under `python -X importtime`; modules are
+   grouped by top-level package (median over those runs), and the first import chain of
+   `stripe`, `email_validator` and `app.catalog` is read from the nesting.
+3. Side effects: one process per target with an audit hook (sockets, SQLite connections, files
+   opened for writing, subprocesses; threads alive afterwards) and an `__import__` wrapper that
+   records which modules import `stripe`, `email_validator` and `app.catalog*`.
+
+Children get an environment with no app settings (PATH, PYTHONPATH, LANG, HOME, TMPDIR only) and
+an empty temporary directory as working directory (no `.env`; the embedded SQLite default would
+land there), like a fresh deploy with nothing configured.
+
+Goals: API function ≤ 2× bare FastAPI, webhook function ≤ 1.5× (ratio of median import times).
+Checks: the webhook function imports no `app.catalog*`; at import time, no module of the app
+imports `stripe` or `email_validator` for the API function, and nothing of it is loaded (FastAPI
+itself imports `email_validator` when it is installed: reported, not held against the app).
+Exits 1 when a goal or a check is missed, naming it. Nothing is written to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = "fastapi"
+GOALS = {"api.index": 2.0, "api.stripe_webhook": 1.5}
+TRACKED = ("stripe", "email_validator", "app.catalog")
+VERSIONS = ("fastapi", "starlette", "pydantic", "sqlalchemy", "stripe", "email-validator")
+TOP_PACKAGES = 15
+TOP_IMPORTS = 10
+PROJECT_PACKAGES = {"app", "api"}
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    label: str
+    code: str
+
+
+TARGETS = [
+    Target(BASELINE, "bare FastAPI", "import fastapi\napp = fastapi.FastAPI()"),
+    Target("api.index", "API function (api/index.py)", "import api.index"),
+    Target(
+        "api.stripe_webhook",
+        "Stripe webhook function (api/stripe_webhook.py)",
+        "import api.stripe_webhook",
+    ),
+]
+
+TIMING_CHILD = """\
+import time
+_t0 = time.perf_counter()
+{code}
+_t1 = time.perf_counter()
+import json, sys
+print(json.dumps({{"import_ms": (_t1 - _t0) * 1000, "modules": len(sys.modules)}}))
+"""
+
+# Prints the modules loaded before the target, so that the parent can drop their -X importtime
+# lines (site, encodings...); printing needs no import of its own.
+IMPORTTIME_CHILD = """\
+import sys
+_before = sorted(sys.modules)
+{code}
+print("\\n".join(_before))
+"""
+
+PROBE_CHILD = """\
+import builtins, json, os, sys, threading
+TRACKED = {tracked!r}
+WATCH = {{"socket.connect", "socket.getaddrinfo", "sqlite3.connect", "subprocess.Popen",
+         "os.system", "os.exec", "os.posix_spawn", "urllib.Request", "http.client.connect"}}
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+events = []
+importers = {{}}
+
+def hook(event, args):
+    if event in WATCH:
+        events.append(event + " " + repr(args)[:200])
+    elif event == "open":
+        path, mode, flags = args
+        writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool(
+            isinstance(flags, int) and flags & WRITE_FLAGS
+        )
+        # bytecode caches (another process edited a module) and re-opened descriptors (the
+        # os.open before them was seen) are not the app's I/O
+        if writes and isinstance(path, str | bytes) and "__pycache__" not in str(path):
+            events.append("open for writing " + repr(path)[:200])
+
+def module_chain():
+    # the modules being executed right now, outermost first (each body is a <module> frame)
+    names, frame = [], sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name == "<module>":
+            names.append(frame.f_globals.get("__name__", "?"))
+        frame = frame.f_back
+    return [n for n in reversed(names) if n != "__main__"]
+
+def tracked(name):
+    for prefix in TRACKED:
+        if name == prefix or name.startswith(prefix + "."):
+            return prefix
+    return None
+
+_import = builtins.__import__
+
+def tracking_import(name, globals=None, locals=None, fromlist=(), level=0):
+    if level == 0:
+        who = (globals or {{}}).get("__name__", "?")
+        names = [name, *(name + "." + item for item in (fromlist or ()) if item != "*")]
+        for requested in names:
+            prefix = tracked(requested)
+            if prefix and tracked(who) != prefix:
+                if who not in importers.setdefault(prefix, {{}}):
+                    importers[prefix][who] = {{"requested": requested, "chain": module_chain()}}
+    return _import(name, globals, locals, fromlist, level)
+
+before = set(sys.modules)
+files_before = set(os.listdir("."))
+sys.addaudithook(hook)
+builtins.__import__ = tracking_import
+{code}
+builtins.__import__ = _import
+print(json.dumps({{
+    "new_modules": sorted(set(sys.modules) - before),
+    "events": events,
+    "importers": importers,
+    "threads": sorted(t.name for t in threading.enumerate()),
+    "files_created": sorted(set(os.listdir(".")) - files_before),
+}}))
+"""
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+# -- children -----------------------------------------------------------------------------------
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A fresh deploy's environment: no DATABASE_URL, REDIS_URL, STRIPE_*, VERCEL*... unless
+    given with --env."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "LANG": "C.UTF-8",
+        "HOME": tempfile.gettempdir(),
+        "TMPDIR": tempfile.gettempdir(),
+        **(extra or {}),
+    }
+
+
+def run_child(
+    script: str, cwd: Path, env: dict[str, str], *flags: str
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, *flags, "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    wall_ms = (time.perf_counter() - started) * 1000
+    if done.returncode != 0:
+        raise SystemExit(f"child failed ({done.returncode}):\n{script}\n{done.stderr[-4000:]}")
+    return done, wall_ms
+
+
+@dataclass
+class Series:
+    target: Target
+    import_ms: list[float] = field(default_factory=list)
+    wall_ms: list[float] = field(default_factory=list)
+    modules: list[int] = field(default_factory=list)
+
+
+def time_targets(samples: int, workdir: Path, env: dict[str, str]) -> list[Series]:
+    series = [Series(t) for t in TARGETS]
+    for s in series:  # warm-up: compile stale .pyc files, fill the OS page cache
+        run_child(TIMING_CHILD.format(code=s.target.code), workdir, env)
+    for round_no in range(samples):
+        shift = round_no % len(series)
+        for s in series[shift:] + series[:shift]:
+            done, wall = run_child(TIMING_CHILD.format(code=s.target.code), workdir, env)
+            out = json.loads(done.stdout.strip().splitlines()[-1])
+            s.import_ms.append(out["import_ms"])
+            s.wall_ms.append(wall)
+            s.modules.append(out["modules"])
+        log(
+            f"round {round_no + 1}/{samples}: "
+            + ", ".join(f"{s.target.key} {s.import_ms[-1]:.0f} ms" for s in series)
+        )
+    return series
+
+
+# -- -X importtime ------------------------------------------------------------------------------
+
+
+@dataclass
+class Node:
+    name: str
+    self_us: int
+    cumulative_us: int
+    level: int
+    children: list[Node] = field(default_factory=list)
+    parent: Node | None = None
+
+
+def parse_importtime(stderr: str, preloaded: set[str]) -> list[Node]:
+    """The import tree (roots in import order) from `-X importtime` output, without the roots
+    that were loaded before the target (site and friends). Lines come children first."""
+    pending: list[Node] = []
+    for line in stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        self_us, cumulative_us, name = line.split(":", 1)[1].split("|")
+        head = name.rstrip()
+        level = (len(head) - len(head.lstrip()) - 1) // 2
+        node = Node(head.strip(), int(self_us), int(cumulative_us), level)
+        while pending and pending[-1].level > level:
+            child = pending.pop()
+            child.parent = node
+            node.children.insert(0, child)
+        pending.append(node)
+    return [n for n in pending if n.name not in preloaded]
+
+
+def walk(nodes: list[Node]) -> list[Node]:
+    out: list[Node] = []
+    for node in nodes:
+        out.append(node)
+        out.extend(walk(node.children))
+    return out
+
+
+def package(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
+def chain(node: Node) -> list[str]:
+    names = []
+    current: Node | None = node
+    while current is not None:
+        names.append(current.name)
+        current = current.parent
+    return names[::-1]
+
+
+def tree_summary(roots: list[Node]) -> dict[str, Any]:
+    nodes = walk(roots)
+    packages: dict[str, dict[str, float]] = {}
+    for node in nodes:
+        row = packages.setdefault(package(node.name), {"self_ms": 0.0, "cumul_ms": 0.0, "n": 0})
+        row["self_ms"] += node.self_us / 1000
+        row["n"] += 1
+        outer = node.parent is None or all(
+            package(a) != package(node.name) for a in chain(node)[:-1]
+        )
+        if outer:
+            row["cumul_ms"] += node.cumulative_us / 1000
+    # the first import of another package: what it cost, and who pulled it in
+    entries = [
+        {"module": n.name, "cumul_ms": n.cumulative_us / 1000, "chain": chain(n)}
+        for n in nodes
+        if n.parent is not None
+        and package(n.parent.name) != package(n.name)
+        and package(n.name) not in PROJECT_PACKAGES
+    ]
+    first_chains = {}
+    for prefix in TRACKED:
+        hit = next((n for n in nodes if n.name == prefix or n.name.startswith(prefix + ".")), None)
+        if hit is not None:
+            first_chains[prefix] = chain(hit)
+    return {
+        "total_ms": sum(r.cumulative_us for r in roots) / 1000,
+        "packages": packages,
+        "entries": entries,
+        "first_chains": first_chains,
+        "project_modules": {
+            n.name: n.self_us / 1000 for n in nodes if package(n.name) in PROJECT_PACKAGES
+        },
+    }
+
+
+def importtime_targets(
+    samples: int, workdir: Path, env: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    runs: dict[str, list[dict[str, Any]]] = {t.key: [] for t in TARGETS}
+    for _ in range(samples):
+        for target in TARGETS:
+            done, _ = run_child(
+                IMPORTTIME_CHILD.format(code=target.code), workdir, env, "-X", "importtime"
+            )
+            preloaded = set(done.stdout.split())
+            runs[target.key].append(tree_summary(parse_importtime(done.stderr, preloaded)))
+    return {key: merge_runs(summaries) for key, summaries in runs.items()}
+
+
+def merge_runs(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians over the -X importtime runs of one target (module lists are the same each run)."""
+    names = {name for s in summaries for name in s["packages"]}
+    packages = []
+    for name in names:
+        rows = [
+            s["packages"].get(name, {"self_ms": 0.0, "cumul_ms": 0.0, "n": 0}) for s in summaries
+        ]
+        packages.append(
+            {
+                "package": name,
+                "self_ms": statistics.median(r["self_ms"] for r in rows),
+                "cumulative_ms": statistics.median(r["cumul_ms"] for r in rows),
+                "modules": max(int(r["n"]) for r in rows),
+            }
+        )
+    packages.sort(key=lambda r: -r["self_ms"])
+    entries: dict[str, dict[str, Any]] = {}
+    for s in summaries:
+        for e in s["entries"]:
+            entries.setdefault(e["module"], {"chain": e["chain"], "ms": []})["ms"].append(
+                e["cumul_ms"]
+            )
+    heavy = sorted(
+        (
+            {"module": m, "cumulative_ms": statistics.median(v["ms"]), "chain": v["chain"]}
+            for m, v in entries.items()
+        ),
+        key=lambda r: -r["cumulative_ms"],
+    )
+    return {
+        "total_ms": statistics.median(s["total_ms"] for s in summaries),
+        "packages": packages,
+        "heaviest_entries": heavy[:TOP_IMPORTS],
+        "first_chains": summaries[0]["first_chains"],
+        "project_modules": sorted(
+            (
+                {
+                    "module": name,
+                    "self_ms": statistics.median(
+                        s["project_modules"].get(name, 0.0) for s in summaries
+                    ),
+                }
+                for name in {n for s in summaries for n in s["project_modules"]}
+            ),
+            key=lambda r: -r["self_ms"],
+        )[:TOP_IMPORTS],
+    }
+
+
+# -- side effects and importers -----------------------------------------------------------------
+
+
+def probe_targets(workdir: Path, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    probes = {}
+    for target in TARGETS:
+        cwd = Path(tempfile.mkdtemp(prefix=f"coldstart_{target.key}_", dir=workdir))
+        done, _ = run_child(PROBE_CHILD.format(code=target.code, tracked=TRACKED), cwd, env)
+        probes[target.key] = json.loads(done.stdout.strip().splitlines()[-1])
+    return probes
+
+
+def importer_rows(probe: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """Who imported `prefix` (first import statement of each module), with its module chain."""
+    found = probe["importers"].get(prefix, {})
+    return [
+        {"module": who, "requested": v["requested"], "chain": v["chain"]}
+        for who, v in sorted(found.items())
+    ]
+
+
+def loaded(probe: dict[str, Any], prefix: str) -> list[str]:
+    return [m for m in probe["new_modules"] if m == prefix or m.startswith(prefix + ".")]
+
+
+def checks(probes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    api, hook, bare = probes["api.index"], probes["api.stripe_webhook"], probes[BASELINE]
+    out = [
+        {
+            "check": "webhook function imports no app.catalog*",
+            "ok": not loaded(hook, "app.catalog"),
+            "found": loaded(hook, "app.catalog"),
+            "importers": importer_rows(hook, "app.catalog"),
+            "note": "",
+        }
+    ]
+    for prefix in ("stripe", "email_validator"):
+        found, importers = loaded(api, prefix), importer_rows(api, prefix)
+        by_app = [i for i in importers if package(i["module"]) in {"app", "api"}]
+        by_fastapi = [i["module"] for i in importer_rows(bare, prefix)]
+        note = ""
+        if by_fastapi:
+            note = (
+                f"Bare FastAPI loads it too (imported by {', '.join(by_fastapi)}), so only "
+                "imports by the app's own modules fail this check"
+            )
+        out.append(
+            {
+                "check": f"API function imports no {prefix} at import time",
+                "ok": not by_app and (bool(by_fastapi) or not found),
+                "found": found,
+                "importers": importers,
+                "note": note,
+            }
+        )
+    for key, probe in probes.items():
+        side = probe["events"] + [f"file created: {f}" for f in probe["files_created"]]
+        out.append(
+            {
+                "check": f"{key}: no I/O at import (sockets, SQLite, files written, subprocesses)",
+                "ok": not side,
+                "found": side,
+                "importers": [],
+                "note": "Threads after import: " + ", ".join(probe["threads"]),
+            }
+        )
+    return out
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+def rows(series: list[Series]) -> list[dict[str, Any]]:
+    base = next(s for s in series if s.target.key == BASELINE)
+    base_med, base_p95 = statistics.median(base.import_ms), p95(base.import_ms)
+    base_wall = statistics.median(base.wall_ms)
+    out = []
+    for s in series:
+        med = statistics.median(s.import_ms)
+        out.append(
+            {
+                "target": s.target.key,
+                "label": s.target.label,
+                "code": s.target.code,
+                "import_ms": {"median": med, "p95": p95(s.import_ms), "min": min(s.import_ms)},
+                "wall_ms": {"median": statistics.median(s.wall_ms), "p95": p95(s.wall_ms)},
+                "ratio_median": med / base_med,
+                "ratio_p95": p95(s.import_ms) / base_p95,
+                "wall_ratio_median": statistics.median(s.wall_ms) / base_wall,
+                "modules": max(s.modules),
+                "goal": GOALS.get(s.target.key),
+                "samples_ms": s.import_ms,
+            }
+        )
+    return out
+
+
+def goal_failures(result_rows: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{r['label']}: {r['ratio_median']:.2f}× bare FastAPI (median import "
+        f"{r['import_ms']['median']:.0f} ms), goal ≤ {r['goal']:g}×"
+        for r in result_rows
+        if r["goal"] is not None and r["ratio_median"] > r["goal"]
+    ]
+
+
+def environment() -> dict[str, Any]:
+    versions: dict[str, str | None] = {}
+    for name in VERSIONS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "versions": versions,
+    }
+
+
+def git_state() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "app", "api"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}{' + uncommitted changes in app/ or api/' if dirty else ''}"
+
+
+def code_fingerprint() -> str:
+    """A hash of the code the functions import, to notice it changing during a run."""
+    digest = hashlib.sha256()
+    for path in sorted([*(ROOT / "app").rglob("*.py"), *(ROOT / "api").glob("*.py")]):
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    load_before = os.getloadavg()
+    code_before, git_before = code_fingerprint(), git_state()
+    env = child_env(args.env)
+    with tempfile.TemporaryDirectory(prefix="agentmall_coldstart_") as tmp:
+        workdir = Path(tmp)
+        log(f"timing: {args.samples} rounds × {len(TARGETS)} targets")
+        series = time_targets(args.samples, workdir, env)
+        log(f"-X importtime: {args.importtime_samples} runs per target")
+        imports = importtime_targets(args.importtime_samples, workdir, env)
+        log("probing side effects and importers")
+        probes = probe_targets(workdir, env)
+    result_rows = rows(series)
+    check_rows = checks(probes)
+    return {
+        "config": {
+            "samples": args.samples,
+            "importtime_samples": args.importtime_samples,
+            "started": started,
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "git": git_before,
+            "code": code_before,
+            "code_changed_during_run": code_fingerprint() != code_before,
+            "load_average": {"before": load_before, "after": os.getloadavg()},
+            "child_env": sorted(env),
+            "extra_env": sorted(args.env),
+        },
+        "environment": environment(),
+        "rows": result_rows,
+        "imports": imports,
+        "probes": probes,
+        "checks": check_rows,
+        "goal_failures": goal_failures(result_rows),
+        "check_failures": [c["check"] for c in check_rows if not c["ok"]],
+    }
+
+
+# -- Markdown -----------------------------------------------------------------------------------
+
+
+def fmt(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    cfg, env = result["config"], result["environment"]
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
+    load = cfg["load_average"]
+    lines = [
+        "# Cold start",
+        "",
+        "Command (from the repository root):",
+        "",
+        "```",
+        f".venv/bin/python -m bench.coldstart --samples {cfg['samples']}"
+        f" --importtime-samples {cfg['importtime_samples']}"
+        + "".join(f" --env {name}=…" for name in cfg["extra_env"]),
+        ".venv/bin/python -m bench.coldstart --json     # the same, machine-readable",
+        "```",
+        "",
+        f"- **Date:** {cfg['started']} → {cfg['finished']} (UTC). Code: git {cfg['git']}, "
+        f"app/ + api/ fingerprint {cfg['code']}"
+        + (
+            " — **app/ or api/ changed during this run** (a changed module is recompiled by the "
+            "next child that imports it, which slows that sample)"
+            if cfg["code_changed_during_run"]
+            else ""
+        )
+        + ".",
+        f"- **Machine:** {env['cpus']} CPUs, {env['platform']}, Python {env['python']}; "
+        f"{versions}. 1-minute load average {load['before'][0]:.1f} before, "
+        f"{load['after'][0]:.1f} after.",
+        f"- **Method:** each sample is a new interpreter (`python -c`) importing one target; the "
+        f"child times its import with `perf_counter` (interpreter start-up excluded; the process "
+        f"wall time is shown too). {cfg['samples']} rounds, the three targets interleaved in "
+        "rotated order after one untimed warm-up each, so read the ratios: they share the "
+        f"machine's noise. p95 = the {math.ceil(0.95 * cfg['samples'])}th of "
+        f"{cfg['samples']} samples, sorted.",
+        f"- **Environment of the children:** only {', '.join(cfg['child_env'])}"
+        + (
+            f" (settings added with --env: {', '.join(cfg['extra_env'])})"
+            if cfg["extra_env"]
+            else " (no app settings: embedded SQLite default, embedded Redis (fakeredis), no "
+            "Stripe)"
+        )
+        + "; working directory: an empty temporary directory (no `.env`).",
+        "",
+        "| Function | Import | Import median (ms) | Import p95 (ms) | Ratio to bare FastAPI "
+        "(median / p95) | Process wall median (ms), ratio | Modules loaded | Goal |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in result["rows"]:
+        goal = "yardstick" if r["goal"] is None else f"≤ {r['goal']:g}×"
+        if r["goal"] is not None:
+            goal += " ✓" if r["ratio_median"] <= r["goal"] else " ✗"
+        code = r["code"].replace("\n", "; ")
+        lines.append(
+            f"| {r['label']} | `{code}` | {fmt(r['import_ms']['median'])} "
+            f"| {fmt(r['import_ms']['p95'])} | {r['ratio_median']:.2f}× / {r['ratio_p95']:.2f}× "
+            f"| {fmt(r['wall_ms']['median'])}, {r['wall_ratio_median']:.2f}× "
+            f"| {r['modules']} | {goal} |"
+        )
+    verdict = "PASS" if not result["goal_failures"] else "FAIL"
+    lines += [
+        "",
+        f"Goals (median import time): API function ≤ {GOALS['api.index']:g}× bare FastAPI, "
+        f"webhook function ≤ {GOALS['api.stripe_webhook']:g}×: **{verdict}**",
+        *(f"- {f}" for f in result["goal_failures"]),
+        "",
+        *check_lines(result),
+        "",
+        *import_lines(result),
+    ]
+    return "\n".join(lines)
+
+
+def check_lines(result: dict[str, Any]) -> list[str]:
+    verdict = "PASS" if not result["check_failures"] else "FAIL"
+    lines = [f"Checks (one probe process per target): **{verdict}**", ""]
+    for c in result["checks"]:
+        mark = "✓" if c["ok"] else "✗"
+        line = f"- {mark} {c['check']}"
+        if c["found"]:
+            shown = ", ".join(f"`{f}`" for f in c["found"][:12])
+            more = f" (+{len(c['found']) - 12} more)" if len(c["found"]) > 12 else ""
+            line += f": found {shown}{more}"
+        if c["note"]:
+            line += f". {c['note']}"
+        lines.append(line)
+        for i in c["importers"]:
+            lines.append(f"  - `{i['module']}` imports `{i['requested']}`; via {arrow(i['chain'])}")
+    return lines
+
+
+def import_lines(result: dict[str, Any]) -> list[str]:
+    runs = result["config"]["importtime_samples"]
+    lines = [
+        f"## Imports (`-X importtime`, median of {runs} runs per target)",
+        "",
+        "Self = time spent in the package's own modules; cumulative = its outermost imports, "
+        "dependencies included. `-X importtime` adds overhead, so totals exceed the table above.",
+    ]
+    for r in result["rows"]:
+        info = result["imports"][r["target"]]
+        lines += [
+            "",
+            f"### {r['label']}: {fmt(info['total_ms'])} ms under -X importtime",
+            "",
+            "| Package | Self (ms) | Cumulative (ms) | Modules |",
+            "|---|---:|---:|---:|",
+        ]
+        for p in info["packages"][:TOP_PACKAGES]:
+            lines.append(
+                f"| {p['package']} | {fmt(p['self_ms'])} | {fmt(p['cumulative_ms'])} "
+                f"| {p['modules']} |"
+            )
+        if info["project_modules"]:
+            lines += ["", "Slowest modules of the project itself (self ms):", ""]
+            lines.append(
+                ", ".join(f"`{m['module']}` {fmt(m['self_ms'])}" for m in info["project_modules"])
+            )
+        lines += [
+            "",
+            "Heaviest imports of another package (cumulative ms, first import chain):",
+            "",
+        ]
+        for e in info["heaviest_entries"]:
+            lines.append(f"- {fmt(e['cumulative_ms'])} ms `{e['module']}` ← {arrow(e['chain'])}")
+        for prefix, names in info["first_chains"].items():
+            lines.append(f"- first import of `{prefix}`: {arrow(names)}")
+    return lines
+
+
+def arrow(names: list[str]) -> str:
+    return " → ".join(f"`{n}`" for n in names)
+
+
+# -- entry point --------------------------------------------------------------------------------
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    summary = (__doc__ or "").split("\n")[0]
+    parser = argparse.ArgumentParser(prog="python -m bench.coldstart", description=summary)
+    parser.add_argument("--samples", type=int, default=15, help="timed processes per target")
+    parser.add_argument(
+        "--importtime-samples", type=int, default=3, help="-X importtime processes per target"
+    )
+    parser.add_argument(
+        "--env",
+        type=_assignment,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="add a setting to the children's environment (e.g. UPSTASH_REDIS_REST_URL=...); "
+        "repeatable; only names are printed",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    parser.add_argument(
+        "--render", metavar="RESULT.json", help="print the Markdown of a saved --json run; no run"
+    )
+    args = parser.parse_args(argv)
+    args.env = dict(args.env)
+    if args.samples < 1 or args.importtime_samples < 1:
+        parser.error("--samples and --importtime-samples must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    result = json.loads(Path(args.render).read_text()) if args.render else run(args)
+    print(json.dumps(result, indent=2) if args.json else markdown(result))
+    for failure in result["goal_failures"]:
+        print(f"goal missed: {failure}", file=sys.stderr)
+    for failure in result["check_failures"]:
+        print(f"check failed: {failure}", file=sys.stderr)
+    return 1 if result["goal_failures"] or result["check_failures"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
