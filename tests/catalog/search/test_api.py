@@ -1370,3 +1370,49 @@ async def test_sqlite_a_whole_last_word_is_not_a_prefix(
     sqlite_client: tuple[AsyncClient, str],
 ) -> None:
     await _check_whole_word_and_prefix(*sqlite_client)
+
+
+# --- a sorted query past the cap sorts its 1,000 best matches ------------------------------------
+
+
+async def _check_capped_price_sort(client: AsyncClient, key: str) -> None:
+    """1,001 products mention "gadget" only in their description and cost little; one is a
+    "Gadget" by name and costs the most. By price, the query's 1,000 best matches are sorted:
+    the named one is among them (last by price_asc, first by price_desc), pages never repeat,
+    and the count is the capped 1,000."""
+    filler = [
+        product(
+            f"GD-{i:05d}",
+            name=f"Desk Tray {i}",
+            description="Holds a gadget.",
+            category="office",
+            price_cents=100 + i,
+            attributes={},
+        )
+        for i in range(1001)
+    ]
+    await upsert(client, filler)
+    await upsert(
+        client, [product("GD-NAMED", name="Gadget", category="office", price_cents=99_999)]
+    )
+    for sort, position in (("price_asc", -1), ("price_desc", 0)):
+        found = await walk(client, key, {"query": "gadget", "sort": sort}, limit=100)
+        skus = skus_of(found)
+        assert len(skus) == len(set(skus)) == 1000, (sort, len(skus))
+        assert skus[position] == "GD-NAMED", sort
+        prices = [(p["price_cents"], p["sku"]) for p in found]
+        assert prices == sorted(prices, reverse=sort == "price_desc"), sort
+    page = await search(client, key, {"query": "gadget", "sort": "price_asc"})
+    assert page["pagination"]["total_count_capped"] is True
+
+
+async def test_a_capped_query_sorted_by_price_sorts_its_best_matches(
+    client: AsyncClient, key: str
+) -> None:
+    await _check_capped_price_sort(client, key)
+
+
+async def test_sqlite_a_capped_query_sorted_by_price_sorts_its_best_matches(
+    sqlite_client: tuple[AsyncClient, str],
+) -> None:
+    await _check_capped_price_sort(*sqlite_client)
