@@ -29,21 +29,23 @@ def _with_stock() -> Any:
     )
 
 
-# Built once: the hot read of every gated product request (no per-request statement building
-# and cache-key hashing).
+# Built once, as Core (no ORM identity map or instance state for a read-only row): the hot read
+# of every gated product request.
 _GET = (
-    _with_stock()
-    .where(sa.func.lower(col(Product.sku)) == sa.bindparam("lower_sku"))
-    .order_by((col(Product.sku) == sa.bindparam("sku")).desc(), col(Product.sku))
+    sa.select(*PRODUCTS.c, sa.func.coalesce(INVENTORY.c.quantity, 0).label("stock"))
+    .select_from(PRODUCTS.outerjoin(INVENTORY, INVENTORY.c.sku == PRODUCTS.c.sku))
+    .where(sa.func.lower(PRODUCTS.c.sku) == sa.bindparam("lower_sku"))
+    .order_by((PRODUCTS.c.sku == sa.bindparam("sku")).desc(), PRODUCTS.c.sku)
     .limit(1)
 )
 
 
-async def get(session: AsyncSession, sku: str) -> ProductRow | None:
-    """The product with this SKU, compared case-insensitively (an exact-case match first)."""
+async def get(session: AsyncSession, sku: str) -> tuple[Any, int] | None:
+    """The product with this SKU (its columns as attributes) and its stock, compared
+    case-insensitively (an exact-case match first)."""
     result = await session.execute(_GET, {"lower_sku": sku.lower(), "sku": sku})
     row = result.first()
-    return (row[0], int(row[1])) if row else None
+    return (row, int(row.stock)) if row else None
 
 
 async def get_many(session: AsyncSession, skus: Sequence[str]) -> list[ProductRow]:

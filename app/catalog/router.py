@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import StringConstraints, ValidationError
 
@@ -191,6 +191,8 @@ async def get_product(
     session: SessionDep,
     _: GetGate,
     sku: Annotated[str, Path(pattern=SKU_PATTERN)],
-) -> ProductPublic:
+) -> Response:
     """One product with price, attributes and current stock."""
-    return await service.get(session, sku)
+    product = await service.get(session, sku)
+    # already a validated ProductPublic: serialize it once (FastAPI would validate it again)
+    return Response(product.model_dump_json(), media_type="application/json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +25,8 @@ class ProductNotFound(NotFound):
     default_message = "No product with this SKU."
 
 
-def product_public(product: Product, stock: int) -> ProductPublic:
+def product_public(product: Product | Any, stock: int) -> ProductPublic:
+    """The public view of a product (an ORM `Product` or a row with its columns)."""
     return ProductPublic(
         sku=product.sku,
         name=product.name,
