@@ -518,6 +518,7 @@ async def ranking(session: AsyncSession, spec: Spec) -> Ranking:
     """
     text = backend_for(session)
     await text.prepare(session)
+    await session.connection()  # the transaction exists from here on: it is part of the key
     key = (spec.query, spec.filters, spec.candidates, session.get_transaction())
     cached = session.info.get(_RANKING)
     if cached is not None and cached[0] == key:
