@@ -23,6 +23,8 @@ from app.gate.middleware import MeteringMiddleware
 from app.health.router import router as health_router
 from app.inventory.router import admin_router as inventory_admin_router
 from app.inventory.router import router as inventory_router
+from app.mcp.router import discovery as discovery_router
+from app.mcp.router import router as mcp_router
 from app.services import Services
 from app.usage.router import router as usage_router
 from app.webhooks.router import router as webhooks_router
@@ -75,6 +77,8 @@ def create_app(settings: Settings | None = None, *, per_invocation: bool = False
         admin_router,
         inventory_admin_router,
         cron.router,
+        mcp_router,
+        discovery_router,
     ):
         app.include_router(router)
     return app

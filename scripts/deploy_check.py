@@ -153,7 +153,7 @@ def check_functions(output: Path) -> dict[str, dict[str, Any]]:
 def check_routes(config: dict[str, Any], vercel: dict[str, Any], output: Path) -> None:
     routes: list[dict[str, Any]] = config.get("routes", [])
     samples = {"/v1/stripe/webhook": "api/stripe_webhook", "/v1/health": "api/index"}
-    samples |= {"/v1/products/SKU-1/x": "api/index"}
+    samples |= {"/v1/products/SKU-1/x": "api/index", "/mcp": "api/index"}
     samples |= {cron["path"]: "api/index" for cron in vercel.get("crons", [])}
     for path, function in samples.items():
         dest = route_to(routes, path)
@@ -162,7 +162,7 @@ def check_routes(config: dict[str, Any], vercel: dict[str, Any], output: Path) -
         if not (output / "functions" / f"{function}.func").is_dir():
             fail(f"{path} is rewritten to /{function}, which is not a built function")
     count = len(vercel.get("rewrites", []))
-    ok(f"routes: {count} rewrites; /v1/stripe/webhook -> stripe_webhook, /v1/* -> index")
+    ok(f"routes: {count} rewrites; /v1/stripe/webhook -> stripe_webhook, /mcp, /v1/* -> index")
 
 
 def check_crons(config: dict[str, Any], vercel: dict[str, Any]) -> None:

@@ -16,9 +16,10 @@ def test_vercel_json_declares_both_functions_their_rewrites_and_every_cron() -> 
     config = json.loads((ROOT / "vercel.json").read_text())
     assert set(config["functions"]) == {"api/index.py", "api/stripe_webhook.py"}
     rewrites = [(r["source"], r["destination"]) for r in config["rewrites"]]
-    # first match wins: the webhook's own function before the API's catch-all
+    # first match wins: the webhook's own function before the API's catch-all; MCP is the API's
     assert rewrites == [
         ("/v1/stripe/webhook", "/api/stripe_webhook"),
+        ("/mcp", "/api/index"),
         ("/v1/:path*", "/api/index"),
     ]
     crons = {c["path"].rsplit("/", 1)[1] for c in config["crons"]}

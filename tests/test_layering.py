@@ -27,7 +27,7 @@ LAYERS = [
         "app.webhooks",
         "app.inventory",
     },
-    {"app.services", "app.deps", "app.cron"},
+    {"app.services", "app.deps", "app.cron", "app.mcp"},
     {"app.main", "app.aws_lambda"},
 ]
 TOP = len(LAYERS) - 1

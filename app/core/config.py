@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     WEBHOOK_ALLOW_HOSTS: str = Field(default="", max_length=4096)
     VERCEL_ENV: str | None = None
     VERCEL: str | None = None
+    # Host names Vercel sets on every deployment (no scheme): the MCP endpoint answers to these
+    # (and to PUBLIC_BASE_URL's host); any other Host header is refused (DNS-rebinding guard).
+    VERCEL_URL: str | None = None
+    VERCEL_PROJECT_PRODUCTION_URL: str | None = None
+    VERCEL_BRANCH_URL: str | None = None
 
     @model_validator(mode="before")
     @classmethod
