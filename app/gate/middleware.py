@@ -41,7 +41,7 @@ class MeteringMiddleware:
             if message["type"] == "http.response.start" and decision is not None:
                 started = True
                 status = int(message["status"])
-                await _settle(scope, decision, ok=200 <= status < 300)
+                await settle(scope, decision, ok=200 <= status < 300)
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
                 for name, value in rate_limit_headers(decision).items():
@@ -56,11 +56,13 @@ class MeteringMiddleware:
             # An unhandled error becomes a 500 further out, past this middleware: settle here.
             decision = state.get("gate")
             if decision is not None and not started:
-                await _settle(scope, decision, ok=False)
+                await settle(scope, decision, ok=False)
             raise
 
 
-async def _settle(scope: Scope, decision: GateDecision, *, ok: bool) -> None:
+async def settle(scope: Scope, decision: GateDecision, *, ok: bool) -> None:
+    """Settle a metered call once answered (REST here, MCP tool calls in app.mcp.metering):
+    refunded unless it succeeded; served while Redis was away, recorded for the roll-up."""
     services = scope["app"].state.services  # the app's wiring (app/services.py)
     if decision.degraded:
         if ok:

@@ -30,7 +30,7 @@ from app.gate.headers import rate_limit_headers
 
 # The settlement the REST middleware applies to every metered response (refund unless 2xx,
 # degraded-mode bookkeeping): reused, not copied, so both protocols count the same way.
-from app.gate.middleware import _settle as settle
+from app.gate.middleware import settle
 from app.mcp.errors import failure, refusal
 from app.services import Services
 
