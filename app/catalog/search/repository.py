@@ -480,7 +480,7 @@ class Candidate:
     sku: str
     score: float
     price_cents: int
-    created_at: datetime
+    created_at: datetime | None  # only for the date sort (`_facts`)
     category: str
     brand: str | None
 
@@ -494,7 +494,11 @@ class Ranking:
     capped: bool
 
 
-_FACTS = (PRODUCTS.c.price_cents, PRODUCTS.c.created_at, PRODUCTS.c.category, BRAND)
+def _facts(sort: str) -> tuple[Any, ...]:
+    """The columns a candidate carries. `created_at` only for the date sort: turning a SQLite
+    timestamp into an aware datetime is most of the Python time of a 1,000-row ranking."""
+    created = PRODUCTS.c.created_at if sort == "newest" else sa.null()
+    return PRODUCTS.c.price_cents, created, PRODUCTS.c.category, BRAND
 
 
 async def ranking(session: AsyncSession, spec: Spec) -> Ranking:
@@ -519,7 +523,7 @@ async def ranking(session: AsyncSession, spec: Spec) -> Ranking:
     text = backend_for(session)
     await text.prepare(session)
     await session.connection()  # the transaction exists from here on: it is part of the key
-    key = (spec.query, spec.filters, spec.candidates, session.get_transaction())
+    key = (spec.query, spec.filters, spec.sort, spec.candidates, session.get_transaction())
     cached = session.info.get(_RANKING)
     if cached is not None and cached[0] == key:
         return cast(Ranking, cached[1])
@@ -528,27 +532,28 @@ async def ranking(session: AsyncSession, spec: Spec) -> Ranking:
     limit = max(spec.candidates, COUNT_CAP) + 1
     found: dict[str, Candidate] = {}
 
-    def add(sku: str, score: float, facts: Sequence[Any]) -> None:
+    def add(sku: str, score: float, values: Sequence[Any]) -> None:
         if sku not in found or score > found[sku].score:
-            found[sku] = Candidate(sku, score, *facts)
+            found[sku] = Candidate(sku, score, *values)
 
-    exact = sa.select(PRODUCTS.c.sku, *_FACTS).select_from(_from(where))
-    for sku, *facts in await session.execute(exact.where(_exact(query), *where).limit(limit)):
-        add(sku, EXACT_SCORE, facts)
+    facts = _facts(spec.sort)
+    exact = sa.select(PRODUCTS.c.sku, *facts).select_from(_from(where))
+    for sku, *values in await session.execute(exact.where(_exact(query), *where).limit(limit)):
+        add(sku, EXACT_SCORE, values)
     capped = False
     for tier in [] if query.empty else text.tiers(query):
         source = _from(where)
         if tier.source is not None:
             source = source.join(tier.source, tier.condition)
         statement = (
-            sa.select(PRODUCTS.c.sku, tier.base, sa.func.length(PRODUCTS.c.name), *_FACTS)
+            sa.select(PRODUCTS.c.sku, tier.base, sa.func.length(PRODUCTS.c.name), *facts)
             .select_from(source)
             .where(*([] if tier.source is not None else [tier.condition]), *where)
             .limit(limit)
         )
         rows = (await session.execute(statement)).all()
-        for sku, base, length, *facts in rows:
-            add(sku, float(base) + 1.0 / (1 + int(length)), facts)
+        for sku, base, length, *values in rows:
+            add(sku, float(base) + 1.0 / (1 + int(length)), values)
         if len(rows) == limit:
             capped = True  # more match than the cap: every weaker tier scores lower
             break
@@ -586,7 +591,7 @@ def _in_order(sort: str, candidates: list[Candidate]) -> list[Candidate]:
     if sort == "price_desc":
         return sorted(candidates, key=lambda c: (c.price_cents, c.sku), reverse=True)
     if sort == "newest":
-        return sorted(candidates, key=lambda c: (c.created_at, c.sku), reverse=True)
+        return sorted(candidates, key=lambda c: (_aware(c.created_at), c.sku), reverse=True)
     return sorted(candidates, key=lambda c: c.sku)
 
 
@@ -605,7 +610,8 @@ def _is_after(sort: str, c: Candidate, after: tuple[Any, ...]) -> bool:
     return c.sku > str(after[0])
 
 
-def _aware(moment: datetime) -> datetime:
+def _aware(moment: datetime | None) -> datetime:
+    assert moment is not None, "created_at is fetched for the date sort"
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
