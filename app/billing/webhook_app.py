@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import cache
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import FastAPI, Header, Request
@@ -98,14 +99,12 @@ def create_webhook_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="AgentMall Stripe webhooks", lifespan=lifespan, openapi_url=None)
     app.state.db, app.state.redis = db, redis
     install_error_handlers(app)
-    built: list[stripe.StripeClient | None] = []
 
+    @cache
     def client() -> stripe.StripeClient | None:
-        if not built:
-            from app.billing.stripe_client import build_stripe
+        from app.billing.stripe_client import build_stripe
 
-            built.append(build_stripe(settings))
-        return built[0]
+        return build_stripe(settings)
 
     add_webhook_route(app, settings, db, versions, client)
     return app

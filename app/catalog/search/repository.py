@@ -108,9 +108,6 @@ class Tier:
 class TextBackend:
     """How a parsed query matches and scores products on one database."""
 
-    def match(self, query: ParsedQuery) -> sa.ColumnElement[bool]:
-        raise NotImplementedError
-
     def tiers(self, query: ParsedQuery) -> list[Tier]:
         """The text matches of `query` in tiers, strongest first (see `ranking`)."""
         raise NotImplementedError
@@ -178,11 +175,6 @@ class PostgresText(TextBackend):
             sa.literal_column(f"'{SEARCH_CONFIG}'::regconfig"),
             sa.bindparam(None, self.tsquery_text(query, weight, positive=positive), type_=sa.Text),
         )
-
-    def match(self, query: ParsedQuery) -> sa.ColumnElement[bool]:
-        if query.empty:
-            return _exact(query)
-        return sa.or_(self.doc.op("@@")(self._tsquery(query)), _exact(query))
 
     def tiers(self, query: ParsedQuery) -> list[Tier]:
         # One condition per tier, each on one document, so the planner's estimate is the
@@ -296,12 +288,6 @@ class SqliteText(TextBackend):
             .bindparams(sa.bindparam("fts", self.fts_query(query, columns), unique=True))
             .columns(sa.column("sku", sa.String))
         )
-
-    def match(self, query: ParsedQuery) -> sa.ColumnElement[bool]:
-        if query.empty:
-            return _exact(query)
-        fts = self._fts(query).subquery()
-        return sa.or_(PRODUCTS.c.sku.in_(sa.select(fts.c.sku)), _exact(query))
 
     def tiers(self, query: ParsedQuery) -> list[Tier]:
         # Column filters are answered from the FTS index; each tier is one MATCH that stops at
@@ -638,10 +624,9 @@ def _row(row: Any, score: float | None) -> Row:
 
 
 def _matching(text: TextBackend, spec: Spec, cap: int) -> Any:
-    """The matching products (filters applied), at most `cap` of them."""
+    """The products a listing without a query holds (filters applied), at most `cap` of them
+    (a query's matches are counted by its ranking)."""
     where = _filters(text, spec.filters)
-    if spec.query is not None:
-        where.append(text.match(spec.query))
     return (
         sa.select(PRODUCTS.c.sku, PRODUCTS.c.category, BRAND.label("brand"), PRODUCTS.c.price_cents)
         .select_from(_from(where))
