@@ -10,7 +10,8 @@ idle longer than `DB_POOL_IDLE_CHECK_SECONDS` (a frozen instance, a server that 
 checked with one round trip before use and replaced if dead, so it never surfaces as a 500; a
 busy instance pays nothing. Read-only routes (`read_only`) run without BEGIN/COMMIT round trips.
 A session opens a connection only when it first runs a query, so a request served from the key
-cache never touches the database. SQLite (the embedded default) opens a connection per session.
+cache never touches the database. SQLite (the embedded default) pools its connections too:
+opening one costs a thread (aiosqlite) and its pragmas, about 4 ms.
 """
 
 from __future__ import annotations
@@ -65,18 +66,21 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         pool: dict[str, Any]
         connect_args: dict[str, Any] = {}
-        if settings.is_sqlite:
-            connect_args["timeout"] = 15
+        size = min(settings.DB_POOL_SIZE, settings.DB_MAX_CONNECTIONS)
+        pool = {
+            "pool_size": size,
+            "max_overflow": settings.DB_MAX_CONNECTIONS - size,
+            "pool_recycle": settings.DB_POOL_MAX_AGE_SECONDS,
+            "pool_timeout": 10,
+        }
+        if size == 0:  # none kept (SQLAlchemy's pool_size=0 would mean "no limit")
             pool = {"poolclass": NullPool}
+        if settings.is_sqlite:
+            # pooled too: opening a SQLite file costs a thread (aiosqlite) and the pragmas, about
+            # 4 ms per request (bench/RESULTS.md, search)
+            connect_args["timeout"] = 15
         else:
             connect_args.update(statement_cache_size=0, prepared_statement_cache_size=0)
-            size = min(settings.DB_POOL_SIZE, settings.DB_MAX_CONNECTIONS)
-            pool = {
-                "pool_size": size,
-                "max_overflow": settings.DB_MAX_CONNECTIONS - size,
-                "pool_recycle": settings.DB_POOL_MAX_AGE_SECONDS,
-                "pool_timeout": 10,
-            }
         # hide_parameters: bound values (emails, key hashes) never reach exception text or logs.
         self.engine: AsyncEngine = create_async_engine(
             settings.DATABASE_URL, connect_args=connect_args, hide_parameters=True, **pool

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -113,3 +114,34 @@ async def test_read_only_units_send_no_begin(pool_app: FastAPI) -> None:
     async with db.unit() as session:
         pid = int(await session.scalar(sa.text("SELECT pg_backend_pid()")) or 0)
         assert await _state(pid) == "idle in transaction"
+
+
+async def test_pool_size_zero_keeps_no_connection(settings: Settings, clean_database: None) -> None:
+    """`DB_POOL_SIZE=0` means no pool (a connection per unit, closed after it), as documented:
+    SQLAlchemy's own `pool_size=0` would mean the opposite, a pool without a limit."""
+    application = create_app(settings.model_copy(update={"DB_POOL_SIZE": 0}))
+    db = application.state.services.db
+    try:
+        for _ in range(3):
+            async with db.unit(read_only=True) as session:
+                await session.execute(sa.text("SELECT 1"))
+        assert db.connects.count == 3
+        assert type(db.engine.pool).__name__ == "NullPool"
+    finally:
+        await application.state.services.close()
+
+
+async def test_sqlite_reuses_its_connection(backend: str, tmp_path: Path) -> None:
+    """The embedded SQLite default pools its connections too (opening one costs a thread)."""
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/pool.db"
+    )
+    application = create_app(settings)
+    db = application.state.services.db
+    try:
+        for _ in range(3):
+            async with db.unit() as session:
+                await session.execute(sa.text("SELECT 1"))
+        assert db.connects.count == 1
+    finally:
+        await application.state.services.close()

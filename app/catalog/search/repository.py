@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -32,6 +32,48 @@ BRAND = sa.literal_column("products.brand", sa.String)
 GTIN = sa.literal_column("products.gtin", sa.String)
 STOCK = sa.func.coalesce(INVENTORY.c.quantity, 0)
 WORDS = sa.table("search_words", sa.column("word", sa.String), sa.column("ndoc", sa.Integer))
+# SQLite: what a tier needs of each FTS match, beside its rowid (migration 0008)
+FACTS = sa.table(
+    "product_search_ids",
+    sa.column("id", sa.Integer),
+    sa.column("sku", sa.String),
+    sa.column("price_cents", sa.Integer),
+    sa.column("category", sa.String),
+    sa.column("brand", sa.String),
+    sa.column("name_length", sa.Integer),
+    sa.column("created_at", sa.DateTime),
+)
+FTS = sa.table("products_fts", sa.column("rowid", sa.Integer))
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Where the filterable and rankable facts of a product are read from."""
+
+    sku: Any
+    category: Any
+    price_cents: Any
+    brand: Any
+    created_at: Any
+    name_length: Any
+
+
+PRODUCT_FIELDS = Fields(
+    PRODUCTS.c.sku,
+    PRODUCTS.c.category,
+    PRODUCTS.c.price_cents,
+    BRAND,
+    PRODUCTS.c.created_at,
+    sa.func.length(PRODUCTS.c.name),
+)
+FACT_FIELDS = Fields(
+    FACTS.c.sku,
+    FACTS.c.category,
+    FACTS.c.price_cents,
+    FACTS.c.brand,
+    FACTS.c.created_at,
+    FACTS.c.name_length,
+)
 
 SEARCH_CONFIG = "am_search"
 EXACT_SCORE = 1000.0  # an exact SKU or GTIN match ranks above every text match
@@ -95,21 +137,20 @@ def _exact(query: ParsedQuery) -> sa.ColumnElement[bool]:
     return sa.or_(condition, GTIN == gtin) if gtin else condition
 
 
-@dataclass(frozen=True)
-class Tier:
-    """One relevance tier: the products matching `condition` (joined to `source`, if any) score
-    `base` + 1 / (1 + length of the name); see `ranking`."""
-
-    condition: sa.ColumnElement[bool]
-    base: sa.ColumnElement[Any]
-    source: Any = None
+def _tier_columns(fields: Fields, sort: str) -> tuple[Any, ...]:
+    """What a tier row carries after (sku, base score): name length, then `_facts`."""
+    created = fields.created_at if sort == "newest" else sa.null()
+    return fields.name_length, fields.price_cents, created, fields.category, fields.brand
 
 
 class TextBackend:
     """How a parsed query matches and scores products on one database."""
 
-    def tiers(self, query: ParsedQuery) -> list[Tier]:
-        """The text matches of `query` in tiers, strongest first (see `ranking`)."""
+    def tier_selects(
+        self, query: ParsedQuery, filters: Filters, sort: str, limit: int
+    ) -> list[sa.Select[Any]]:
+        """The text matches of `query` (filters applied) in tiers, strongest first, each at most
+        `limit` rows of (sku, base score, `_tier_columns`); see `ranking`."""
         raise NotImplementedError
 
     def attribute_text(self, name: str) -> sa.ColumnElement[Any]:
@@ -176,7 +217,20 @@ class PostgresText(TextBackend):
             sa.bindparam(None, self.tsquery_text(query, weight, positive=positive), type_=sa.Text),
         )
 
-    def tiers(self, query: ParsedQuery) -> list[Tier]:
+    def tier_selects(
+        self, query: ParsedQuery, filters: Filters, sort: str, limit: int
+    ) -> list[sa.Select[Any]]:
+        where = _filters(self, filters)
+        columns = _tier_columns(PRODUCT_FIELDS, sort)
+        return [
+            sa.select(PRODUCTS.c.sku, base, *columns)
+            .select_from(_from(where))
+            .where(condition, *where)
+            .limit(limit)
+            for condition, base in self._tiers(query)
+        ]
+
+    def _tiers(self, query: ParsedQuery) -> list[tuple[sa.ColumnElement[bool], Any]]:
         # One condition per tier, each on one document, so the planner's estimate is the
         # word's own frequency (two conditions multiply as if independent: "laptop" in name and
         # labels was estimated at 1,455 rows of 73,004, and read through two 70k-row bitmaps
@@ -191,9 +245,9 @@ class PostgresText(TextBackend):
 
         score = 1 + 8 * _flag(in_name) + 4 * _flag(in_labels) + 2 * within("AB") + within("ABC")
         return [
-            Tier(sa.and_(in_name, *unwanted), score),
-            Tier(sa.and_(in_labels, *unwanted), score),
-            Tier(self.doc.op("@@")(self._tsquery(query)), score),
+            (sa.and_(in_name, *unwanted), score),
+            (sa.and_(in_labels, *unwanted), score),
+            (self.doc.op("@@")(self._tsquery(query)), score),
         ]
 
     def attribute_text(self, name: str) -> sa.ColumnElement[Any]:
@@ -277,35 +331,44 @@ class SqliteText(TextBackend):
             text = f"({text}) NOT ({term(t)})"
         return text
 
-    def _fts(self, query: ParsedQuery, columns: tuple[str, ...] = ()) -> Any:
-        """The SKUs of the products matching `query` (within `columns`, if given)."""
-        return (
-            sa.text(
-                "SELECT m.sku AS sku"
-                " FROM products_fts JOIN product_search_ids AS m ON m.id = products_fts.rowid"
-                " WHERE products_fts MATCH :fts"
-            )
-            .bindparams(sa.bindparam("fts", self.fts_query(query, columns), unique=True))
-            .columns(sa.column("sku", sa.String))
+    def _match(self, query: ParsedQuery, columns: tuple[str, ...] = ()) -> Any:
+        """FTS matches of `query` (within `columns`, if given)."""
+        fts: sa.BindParameter[str] = sa.bindparam(
+            "fts", self.fts_query(query, columns), unique=True
         )
+        return sa.literal_column("products_fts").op("MATCH")(fts)
 
-    def tiers(self, query: ParsedQuery) -> list[Tier]:
+    def tier_selects(
+        self, query: ParsedQuery, filters: Filters, sort: str, limit: int
+    ) -> list[sa.Select[Any]]:
         # Column filters are answered from the FTS index; each tier is one MATCH that stops at
-        # its LIMIT. The weaker flags of the last tier are one more MATCH each.
-        def within(columns: tuple[str, ...]) -> sa.ColumnElement[Any]:
-            found = self._fts(query, columns).subquery()
-            return _flag(PRODUCTS.c.sku.in_(sa.select(found.c.sku)))
+        # its LIMIT, reading the facts kept beside the rowids (`products` only for attribute
+        # filters). The weaker flags of the last tier are one more MATCH each.
+        where = _filters(self, filters, FACT_FIELDS)
+        source = FTS.join(FACTS, FACTS.c.id == FTS.c.rowid)
+        if any(_uses_stock(w) for w in where):
+            source = source.outerjoin(INVENTORY, INVENTORY.c.sku == FACTS.c.sku)
+        if filters.attributes:
+            source = source.join(PRODUCTS, PRODUCTS.c.sku == FACTS.c.sku)
 
-        def tier(columns: tuple[str, ...], base: Any) -> Tier:
-            found = self._fts(query, columns).subquery()
-            return Tier(PRODUCTS.c.sku == found.c.sku, base, found)
+        def within(columns: tuple[str, ...]) -> sa.ColumnElement[Any]:
+            found = sa.select(FTS.c.rowid).where(self._match(query, columns)).correlate(None)
+            return _flag(FACTS.c.id.in_(found))
 
         rest = 1 + 2 * within(("name facets",)) + within(("name facets attrs",))
+        columns = _tier_columns(FACT_FIELDS, sort)
+        tiers = [
+            (("name", "facets"), sa.literal(16)),
+            (("name",), sa.literal(12)),
+            (("facets",), sa.literal(8)),
+            ((), rest),
+        ]
         return [
-            tier(("name", "facets"), sa.literal(16)),
-            tier(("name",), sa.literal(12)),
-            tier(("facets",), sa.literal(8)),
-            tier((), rest),
+            sa.select(FACTS.c.sku, base, *columns)
+            .select_from(source)
+            .where(self._match(query, match), *where)
+            .limit(limit)
+            for match, base in tiers
         ]
 
     def attribute_text(self, name: str) -> sa.ColumnElement[Any]:
@@ -370,16 +433,20 @@ def _uses_stock(condition: sa.ColumnElement[bool]) -> bool:
     )
 
 
-def _filters(text: TextBackend, filters: Filters) -> list[sa.ColumnElement[bool]]:
+def _filters(
+    text: TextBackend, filters: Filters, fields: Fields = PRODUCT_FIELDS
+) -> list[sa.ColumnElement[bool]]:
+    """The filters as conditions; category, brand and price on `fields`, stock on `inventory`,
+    attributes on `products`."""
     where: list[sa.ColumnElement[bool]] = []
     if filters.categories:
-        where.append(PRODUCTS.c.category.in_(filters.categories))
+        where.append(fields.category.in_(filters.categories))
     if filters.brands:
-        where.append(text.lower(BRAND).in_([b.lower() for b in filters.brands]))
+        where.append(text.lower(fields.brand).in_([b.lower() for b in filters.brands]))
     if filters.price_min is not None:
-        where.append(PRODUCTS.c.price_cents >= filters.price_min)
+        where.append(fields.price_cents >= filters.price_min)
     if filters.price_max is not None:
-        where.append(PRODUCTS.c.price_cents <= filters.price_max)
+        where.append(fields.price_cents <= filters.price_max)
     if filters.in_stock is not None:
         where.append(STOCK > 0 if filters.in_stock else STOCK == 0)
     for condition in filters.attributes:
@@ -459,9 +526,8 @@ def sort_key(sort: str, row: Row) -> list[Any]:
     return [product["sku"]]
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A ranked match, with what sorting and facets need."""
+class Candidate(NamedTuple):
+    """A ranked match, with what sorting and facets need (a tuple: a ranking builds 1,000s)."""
 
     sku: str
     score: float
@@ -483,8 +549,7 @@ class Ranking:
 def _facts(sort: str) -> tuple[Any, ...]:
     """The columns a candidate carries. `created_at` only for the date sort: turning a SQLite
     timestamp into an aware datetime is most of the Python time of a 1,000-row ranking."""
-    created = PRODUCTS.c.created_at if sort == "newest" else sa.null()
-    return PRODUCTS.c.price_cents, created, PRODUCTS.c.category, BRAND
+    return _tier_columns(PRODUCT_FIELDS, sort)[1:]
 
 
 async def ranking(session: AsyncSession, spec: Spec) -> Ranking:
@@ -517,29 +582,18 @@ async def ranking(session: AsyncSession, spec: Spec) -> Ranking:
     query, where = spec.query, _filters(text, spec.filters)
     limit = max(spec.candidates, COUNT_CAP) + 1
     found: dict[str, Candidate] = {}
-
-    def add(sku: str, score: float, values: Sequence[Any]) -> None:
-        if sku not in found or score > found[sku].score:
-            found[sku] = Candidate(sku, score, *values)
-
-    facts = _facts(spec.sort)
-    exact = sa.select(PRODUCTS.c.sku, *facts).select_from(_from(where))
+    exact = sa.select(PRODUCTS.c.sku, *_facts(spec.sort)).select_from(_from(where))
     for sku, *values in await session.execute(exact.where(_exact(query), *where).limit(limit)):
-        add(sku, EXACT_SCORE, values)
+        found[sku] = Candidate(sku, EXACT_SCORE, *values)
     capped = False
-    for tier in [] if query.empty else text.tiers(query):
-        source = _from(where)
-        if tier.source is not None:
-            source = source.join(tier.source, tier.condition)
-        statement = (
-            sa.select(PRODUCTS.c.sku, tier.base, sa.func.length(PRODUCTS.c.name), *facts)
-            .select_from(source)
-            .where(*([] if tier.source is not None else [tier.condition]), *where)
-            .limit(limit)
-        )
+    tiers = [] if query.empty else text.tier_selects(query, spec.filters, spec.sort, limit)
+    for statement in tiers:
         rows = (await session.execute(statement)).all()
-        for sku, base, length, *values in rows:
-            add(sku, float(base) + 1.0 / (1 + int(length)), values)
+        for sku, base, length, price, created, category, brand in rows:
+            score = float(base) + 1.0 / (1 + int(length))
+            seen = found.get(sku)
+            if seen is None or score > seen.score:
+                found[sku] = Candidate(sku, score, price, created, category, brand)
         if len(rows) == limit:
             capped = True  # more match than the cap: every weaker tier scores lower
             break

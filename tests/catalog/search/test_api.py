@@ -1416,3 +1416,59 @@ async def test_sqlite_a_capped_query_sorted_by_price_sorts_its_best_matches(
     sqlite_client: tuple[AsyncClient, str],
 ) -> None:
     await _check_capped_price_sort(*sqlite_client)
+
+
+# --- edits reach what the tiers filter and rank on ---------------------------------------------
+
+
+async def _check_edits_reach_search(client: AsyncClient, key: str) -> None:
+    """A price, brand, category or name change is what the next search filters, scores and
+    facets on (SQLite reads these from the facts its triggers keep beside the FTS rowids)."""
+    await upsert(
+        client,
+        [
+            product("ED-1", name="Walnut Kettle", category="kitchen", price_cents=3000,
+                    attributes={"brand": "Oakhouse"}),
+            product("ED-2", name="Walnut Kettle Deluxe Edition", category="kitchen",
+                    price_cents=5000, attributes={"brand": "Oakhouse"}),
+        ],
+    )  # fmt: skip
+
+    async def found(**filters: Any) -> list[str]:
+        body = {"query": "walnut kettle", "filters": filters, "facets": True}
+        return skus_of((await search(client, key, body))["products"])
+
+    assert await found(price={"max": 4000}) == ["ED-1"]
+    # the shorter name ranks first among equals
+    assert await found() == ["ED-1", "ED-2"]
+    await upsert(
+        client,
+        [
+            product("ED-1", name="Walnut Kettle With A Much Longer Name Now", category="tea",
+                    price_cents=9000, attributes={"brand": "Birchwood"}),
+        ],
+    )  # fmt: skip
+    assert await found(price={"max": 4000}) == []
+    assert await found(price={"min": 8000}) == ["ED-1"]
+    assert await found(brands=["birchwood"]) == ["ED-1"]
+    assert await found(brands=["oakhouse"]) == ["ED-2"]
+    assert await found(categories=["tea"]) == ["ED-1"]
+    assert await found() == ["ED-2", "ED-1"]
+    facets = (await search(client, key, {"query": "walnut kettle", "facets": True}))["facets"]
+    assert {f["value"]: f["count"] for f in facets["categories"]} == {"kitchen": 1, "tea": 1}
+    assert {f["value"] for f in facets["brands"]} == {"Birchwood", "Oakhouse"}
+    # a price change alone (the FTS index is not rewritten for it)
+    await upsert(client, [product("ED-2", name="Walnut Kettle Deluxe Edition",
+                                  category="kitchen", price_cents=100,
+                                  attributes={"brand": "Oakhouse"})])  # fmt: skip
+    assert await found(price={"max": 200}) == ["ED-2"]
+    by_price = await search(client, key, {"query": "walnut kettle", "sort": "price_asc"})
+    assert skus_of(by_price["products"]) == ["ED-2", "ED-1"]
+
+
+async def test_edits_reach_search(client: AsyncClient, key: str) -> None:
+    await _check_edits_reach_search(client, key)
+
+
+async def test_sqlite_edits_reach_search(sqlite_client: tuple[AsyncClient, str]) -> None:
+    await _check_edits_reach_search(*sqlite_client)
