@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, cast
@@ -146,11 +146,15 @@ def _tier_columns(fields: Fields, sort: str) -> tuple[Any, ...]:
 class TextBackend:
     """How a parsed query matches and scores products on one database."""
 
+    # the tiers leave out each other's matches (`ranking` then reads at most its limit in all)
+    disjoint_tiers = False
+
     def tier_selects(
-        self, query: ParsedQuery, filters: Filters, sort: str, limit: int
-    ) -> list[sa.Select[Any]]:
-        """The text matches of `query` (filters applied) in tiers, strongest first, each at most
-        `limit` rows of (sku, base score, `_tier_columns`); see `ranking`."""
+        self, query: ParsedQuery, filters: Filters, sort: str
+    ) -> Iterator[sa.Select[Any]]:
+        """The text matches of `query` (filters applied) in tiers, strongest first, as rows of
+        (sku, base score, `_tier_columns`) without a LIMIT, built as they are read (a common
+        word fills the first one); see `ranking`."""
         raise NotImplementedError
 
     def attribute_text(self, name: str) -> sa.ColumnElement[Any]:
@@ -218,19 +222,18 @@ class PostgresText(TextBackend):
         )
 
     def tier_selects(
-        self, query: ParsedQuery, filters: Filters, sort: str, limit: int
-    ) -> list[sa.Select[Any]]:
+        self, query: ParsedQuery, filters: Filters, sort: str
+    ) -> Iterator[sa.Select[Any]]:
         where = _filters(self, filters)
         columns = _tier_columns(PRODUCT_FIELDS, sort)
-        return [
-            sa.select(PRODUCTS.c.sku, base, *columns)
-            .select_from(_from(where))
-            .where(condition, *where)
-            .limit(limit)
-            for condition, base in self._tiers(query)
-        ]
+        for condition, base in self._tiers(query):
+            yield (
+                sa.select(PRODUCTS.c.sku, base, *columns)
+                .select_from(_from(where))
+                .where(condition, *where)
+            )
 
-    def _tiers(self, query: ParsedQuery) -> list[tuple[sa.ColumnElement[bool], Any]]:
+    def _tiers(self, query: ParsedQuery) -> Iterator[tuple[sa.ColumnElement[bool], Any]]:
         # One condition per tier, each on one document, so the planner's estimate is the
         # word's own frequency (two conditions multiply as if independent: "laptop" in name and
         # labels was estimated at 1,455 rows of 73,004, and read through two 70k-row bitmaps
@@ -244,11 +247,9 @@ class PostgresText(TextBackend):
             return _flag(self.doc.op("@@")(self._tsquery(query, weights, positive=True)))
 
         score = 1 + 8 * _flag(in_name) + 4 * _flag(in_labels) + 2 * within("AB") + within("ABC")
-        return [
-            (sa.and_(in_name, *unwanted), score),
-            (sa.and_(in_labels, *unwanted), score),
-            (self.doc.op("@@")(self._tsquery(query)), score),
-        ]
+        yield sa.and_(in_name, *unwanted), score
+        yield sa.and_(in_labels, *unwanted), score
+        yield self.doc.op("@@")(self._tsquery(query)), score
 
     def attribute_text(self, name: str) -> sa.ColumnElement[Any]:
         return PRODUCTS.c.attributes.op("->>")(sa.literal(name, sa.Text))
@@ -311,12 +312,16 @@ def _weighted(term: Term, weight: str) -> str:
 
 
 class SqliteText(TextBackend):
+    disjoint_tiers = True
+
     @staticmethod
-    def fts_query(query: ParsedQuery, columns: tuple[str, ...] = ()) -> str:
+    def fts_query(
+        query: ParsedQuery, columns: tuple[str, ...] = (), without: tuple[str, ...] = ()
+    ) -> str:
         """An FTS5 expression with every word quoted, so no input is ever a syntax error.
 
         `columns` (("name",), ("name", "facets"), ("name facets",), …): every word must occur
-        within each of these column sets."""
+        within each of these column sets; `without`: and not within any of these."""
 
         def term(t: Term) -> str:
             last = len(t.words) - 1
@@ -324,26 +329,33 @@ class SqliteText(TextBackend):
                 f'"{w}"' + ("*" if t.prefix and i == last else "") for i, w in enumerate(t.words)
             )
 
-        text = " AND ".join("(" + " OR ".join(term(t) for t in c) + ")" for c in query.clauses)
+        words = " AND ".join("(" + " OR ".join(term(t) for t in c) + ")" for c in query.clauses)
+        text = words
         if columns:
-            text = " AND ".join("{" + group + "} : (" + text + ")" for group in columns)
+            text = " AND ".join("{" + group + "} : (" + words + ")" for group in columns)
+        for group in without:
+            text = f"({text}) NOT {{{group}}} : ({words})"
         for t in query.excluded:
             text = f"({text}) NOT ({term(t)})"
         return text
 
-    def _match(self, query: ParsedQuery, columns: tuple[str, ...] = ()) -> Any:
-        """FTS matches of `query` (within `columns`, if given)."""
+    def _match(
+        self, query: ParsedQuery, columns: tuple[str, ...] = (), without: tuple[str, ...] = ()
+    ) -> Any:
+        """FTS matches of `query` (see `fts_query`)."""
         fts: sa.BindParameter[str] = sa.bindparam(
-            "fts", self.fts_query(query, columns), unique=True
+            "fts", self.fts_query(query, columns, without), unique=True
         )
         return sa.literal_column("products_fts").op("MATCH")(fts)
 
     def tier_selects(
-        self, query: ParsedQuery, filters: Filters, sort: str, limit: int
-    ) -> list[sa.Select[Any]]:
+        self, query: ParsedQuery, filters: Filters, sort: str
+    ) -> Iterator[sa.Select[Any]]:
         # Column filters are answered from the FTS index; each tier is one MATCH that stops at
         # its LIMIT, reading the facts kept beside the rowids (`products` only for attribute
-        # filters). The weaker flags of the last tier are one more MATCH each.
+        # filters). The tiers are disjoint (each leaves out the stronger ones' matches, in the
+        # index too), so together they read at most `limit` rows. The weaker flags of the last
+        # tier are one more MATCH each.
         where = _filters(self, filters, FACT_FIELDS)
         source = FTS.join(FACTS, FACTS.c.id == FTS.c.rowid)
         if any(_uses_stock(w) for w in where):
@@ -355,21 +367,22 @@ class SqliteText(TextBackend):
             found = sa.select(FTS.c.rowid).where(self._match(query, columns)).correlate(None)
             return _flag(FACTS.c.id.in_(found))
 
-        rest = 1 + 2 * within(("name facets",)) + within(("name facets attrs",))
         columns = _tier_columns(FACT_FIELDS, sort)
-        tiers = [
-            (("name", "facets"), sa.literal(16)),
-            (("name",), sa.literal(12)),
-            (("facets",), sa.literal(8)),
-            ((), rest),
+        tiers: list[tuple[tuple[str, ...], tuple[str, ...], int | None]] = [
+            (("name", "facets"), (), 16),
+            (("name",), ("facets",), 12),
+            (("facets",), ("name",), 8),
+            ((), ("name", "facets"), None),
         ]
-        return [
-            sa.select(FACTS.c.sku, base, *columns)
-            .select_from(source)
-            .where(self._match(query, match), *where)
-            .limit(limit)
-            for match, base in tiers
-        ]
+        for match, without, fixed in tiers:
+            base: Any = sa.literal(fixed)
+            if fixed is None:  # the rest: scored by flags
+                base = 1 + 2 * within(("name facets",)) + within(("name facets attrs",))
+            yield (
+                sa.select(FACTS.c.sku, base, *columns)
+                .select_from(source)
+                .where(self._match(query, match, without), *where)
+            )
 
     def attribute_text(self, name: str) -> sa.ColumnElement[Any]:
         return sa.func.json_extract(PRODUCTS.c.attributes, f'$."{name}"')
@@ -390,18 +403,20 @@ class SqliteText(TextBackend):
     async def similar_words(
         self, session: AsyncSession, words: Sequence[str]
     ) -> dict[str, list[tuple[str, float, int]]]:
-        # No trigram index here: SQLite picks the words sharing at least one trigram with a typed
-        # word (every word with a similarity above 0 does), Python scores them with pg_trgm's own
-        # formula, so both backends suggest the same words.
-        padded = "  " + WORDS.c.word + " "
-        shared = {t for w in words for t in trigrams(w)}
-        rows = (
-            await session.execute(
-                sa.select(WORDS.c.word, WORDS.c.ndoc).where(
-                    sa.or_(*[sa.func.instr(padded, t) > 0 for t in sorted(shared)])
-                )
-            )
-        ).all()
+        # SQLite picks the words sharing at least one trigram with a typed word (every word with
+        # a similarity above 0 does) from `search_words_trgm` (migration 0008; without it, by
+        # testing every word), and Python scores them with pg_trgm's own formula, so both
+        # backends suggest the same words.
+        shared = sorted({t for w in words for t in trigrams(w)})
+        indexed = sa.text(
+            "SELECT trim(word) FROM search_words_trgm WHERE search_words_trgm MATCH :trigrams"
+        ).bindparams(trigrams=" OR ".join('"' + t.replace('"', '""') + '"' for t in shared))
+        listed = indexed.columns(sa.column("word", sa.String))
+        condition: sa.ColumnElement[bool] = WORDS.c.word.in_(listed)
+        if not await _has_table(session, "search_words_trgm"):
+            padded = "  " + WORDS.c.word + " "
+            condition = sa.or_(*[sa.func.instr(padded, t) > 0 for t in shared])
+        rows = (await session.execute(sa.select(WORDS.c.word, WORDS.c.ndoc).where(condition))).all()
         found: dict[str, list[tuple[str, float, int]]] = {}
         for w in words:
             scored = [(word, similarity(word, w), int(ndoc)) for word, ndoc in rows]
@@ -409,6 +424,14 @@ class SqliteText(TextBackend):
             close.sort(key=lambda s: (-s[1], -s[2], s[0]))
             found[w] = close[:5]
         return found
+
+
+async def _has_table(session: AsyncSession, name: str) -> bool:
+    found = await session.execute(
+        sa.text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"),
+        {"name": name},
+    )
+    return found.first() is not None
 
 
 def _flag(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
@@ -563,7 +586,8 @@ async def ranking(session: AsyncSession, spec: Spec) -> Ranking:
 
     The tiers are read strongest first (PostgreSQL: every word in the name, in the labels, any
     match; SQLite, where column filters cost nothing extra: name and labels, name, labels, any),
-    each stopping at COUNT_CAP + 1 rows: once a tier fills that, every weaker tier would only
+    each stopping at COUNT_CAP + 1 rows (SQLite's tiers are disjoint, so each reads only what
+    the stronger ones left of that): once a tier fills that, every weaker tier would only
     add lower scores, so it is not read; the cost is bounded
     however many products match, and a common word costs one short scan. A query whose tiers
     all end early has been read whole, and its count is exact. Rows are taken in the database's
@@ -586,15 +610,19 @@ async def ranking(session: AsyncSession, spec: Spec) -> Ranking:
     for sku, *values in await session.execute(exact.where(_exact(query), *where).limit(limit)):
         found[sku] = Candidate(sku, EXACT_SCORE, *values)
     capped = False
-    tiers = [] if query.empty else text.tier_selects(query, spec.filters, spec.sort, limit)
+    tiers = iter(()) if query.empty else text.tier_selects(query, spec.filters, spec.sort)
     for statement in tiers:
-        rows = (await session.execute(statement)).all()
+        wanted = limit - len(found) if text.disjoint_tiers else limit
+        if wanted <= 0:
+            capped = True
+            break
+        rows = (await session.execute(statement.limit(wanted))).all()
         for sku, base, length, price, created, category, brand in rows:
             score = float(base) + 1.0 / (1 + int(length))
             seen = found.get(sku)
             if seen is None or score > seen.score:
                 found[sku] = Candidate(sku, score, price, created, category, brand)
-        if len(rows) == limit:
+        if len(rows) == wanted:
             capped = True  # more match than the cap: every weaker tier scores lower
             break
     best = sorted(found.values(), key=lambda c: (-c.score, c.sku))[: spec.candidates]
