@@ -237,9 +237,9 @@ def test_uvicorn_serves_from_a_fresh_directory(tmp_path: Path) -> None:
 
 
 def test_search_facts_follow_products_written_by_any_tool(tmp_path: Path) -> None:
-    """Migration 0008 fills the search facts of products already there, and its triggers keep
-    them in step with any writer (here plain SQL: a price-only UPDATE does not touch the FTS
-    index, only the facts); downgrading drops them again."""
+    """Migration 0008 fills the search facts and the attribute values of products already
+    there, and its triggers keep them in step with any writer (here plain SQL: a price-only
+    UPDATE does not touch the FTS index, only the facts); downgrading drops them again."""
     path = tmp_path / "facts.db"
     config = Config(os.path.join(ROOT, "alembic.ini"))
     config.attributes["database_url"] = f"sqlite+aiosqlite:///{path}"
@@ -249,15 +249,18 @@ def test_search_facts_follow_products_written_by_any_tool(tmp_path: Path) -> Non
         db.execute(
             "INSERT INTO products (sku, name, description, category, price_cents, currency,"
             " attributes, created_at, updated_at) VALUES ('F-1', 'Oak Desk', 'A desk.', 'office',"
-            " 1000, 'usd', '{\"brand\": \"Acme\"}', '2026-01-02 03:04:05', '2026-01-02 03:04:05')"
+            ' 1000, \'usd\', \'{"brand": "Acme", "size": 10, "tags": [1]}\','
+            " '2026-01-02 03:04:05', '2026-01-02 03:04:05')"
         )
     command.upgrade(config, "head")
     facts = "SELECT sku, price_cents, category, brand, name_length, created_at"
     facts += " FROM product_search_ids"
+    values = "SELECT name, value, sku FROM product_attribute_values ORDER BY name"
     with sqlite3.connect(path) as db:
         assert db.execute(facts).fetchall() == [
             ("F-1", 1000, "office", "Acme", 8, "2026-01-02 03:04:05")
         ]
+        assert db.execute(values).fetchall() == [("brand", "Acme", "F-1"), ("size", 10, "F-1")]
         db.execute("UPDATE products SET price_cents = 1500 WHERE sku = 'F-1'")
         assert db.execute(facts).fetchall()[0][1] == 1500
         db.execute(
@@ -267,12 +270,21 @@ def test_search_facts_follow_products_written_by_any_tool(tmp_path: Path) -> Non
         assert db.execute(facts).fetchall() == [
             ("F-1", 1500, "desks", "Birch", 17, "2026-01-02 03:04:05")
         ]
+        assert db.execute(values).fetchall() == [("brand", "Birch", "F-1")]
         match = "SELECT m.sku FROM products_fts"
         match += " JOIN product_search_ids AS m ON m.id = products_fts.rowid"
         assert db.execute(match + " WHERE products_fts MATCH 'standing'").fetchall() == [("F-1",)]
         db.execute("DELETE FROM products WHERE sku = 'F-1'")
         assert db.execute(facts).fetchall() == []
+        assert db.execute(values).fetchall() == []
+        # the word list's trigram index follows its inserts and deletes
+        db.execute("INSERT INTO search_words (word, ndoc) VALUES ('walnut', 1), ('walrus', 1)")
+        db.execute("DELETE FROM search_words WHERE word = 'walnut'")
+        trigrams = "SELECT word FROM search_words_trgm WHERE search_words_trgm MATCH '\" wa\"'"
+        assert db.execute(trigrams).fetchall() == [("  walrus ",)]
     command.downgrade(config, "0007")
     with sqlite3.connect(path) as db:
         columns = [row[1] for row in db.execute("PRAGMA table_info(product_search_ids)")]
         assert columns == ["id", "sku"]
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        assert not tables & {"product_attribute_values", "search_words_trgm"}

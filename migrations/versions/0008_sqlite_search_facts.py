@@ -1,4 +1,5 @@
-"""Search facts beside the FTS rowids, and a trigram index of the word list (SQLite only).
+"""Search facts beside the FTS rowids, an index of attribute values, and a trigram index of
+the word list (SQLite only).
 
 A relevance tier reads up to 1,001 FTS matches and needs each one's SKU, name length, price,
 category, brand and date (to score, sort and count facets). Joining every match to `products`
@@ -8,6 +9,12 @@ that statement at 100k products: 8.3 ms against 1.5 ms without it (bench/RESULTS
 triggers that keep the FTS index in step with `products` (a price change, which the FTS index
 ignores, updates its row in place). Category, brand and price filters are tested on it too;
 only attribute filters read `products`.
+
+Attribute filters (`size = 10`, `ram_gb >= 16`) extracted the value from each candidate's JSON:
+at 100k products, "running shoes, $80-160, size 10" read 9,050 rows to find 606 (52 ms).
+`product_attribute_values` holds every top-level number and text value by (name, value), kept
+by triggers, so number filters are one index range (text values are there for `size = "10"`;
+case-insensitive text equality still reads the JSON, as SQLite's own `lower` only folds ASCII).
 
 Spelling suggestions looked for words sharing a trigram with a typed word by testing every word
 of the list (57 ms for one word at 100k products). `search_words_trgm` (FTS5's `trigram`
@@ -94,10 +101,37 @@ def _trigram_index() -> None:
     )
 
 
+def _attribute_index() -> None:
+    op.execute(
+        "CREATE TABLE product_attribute_values (name TEXT NOT NULL, value NOT NULL,"
+        " sku VARCHAR(64) NOT NULL, PRIMARY KEY (name, value, sku)) WITHOUT ROWID"
+    )
+    op.execute("CREATE INDEX ix_product_attribute_values_sku ON product_attribute_values (sku)")
+    values = (
+        "INSERT OR IGNORE INTO product_attribute_values (name, value, sku)"
+        " SELECT key, value, {row}.sku FROM json_each({row}.attributes)"
+        " WHERE type IN ('integer', 'real', 'text')"
+    )
+    delete = "DELETE FROM product_attribute_values WHERE sku = old.sku;"
+    op.execute(
+        "INSERT OR IGNORE INTO product_attribute_values (name, value, sku)"
+        " SELECT e.key, e.value, p.sku FROM products AS p, json_each(p.attributes) AS e"
+        " WHERE e.type IN ('integer', 'real', 'text')"
+    )
+    new = values.format(row="new") + ";"
+    op.execute(f"CREATE TRIGGER products_attributes_ai AFTER INSERT ON products BEGIN {new} END")
+    op.execute(f"CREATE TRIGGER products_attributes_ad AFTER DELETE ON products BEGIN {delete} END")
+    op.execute(
+        "CREATE TRIGGER products_attributes_au AFTER UPDATE OF sku, attributes ON products"
+        f" BEGIN {delete} {new} END"
+    )
+
+
 def upgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
     _trigram_index()
+    _attribute_index()
     for column in (
         "price_cents INTEGER NOT NULL DEFAULT 0",
         "category VARCHAR(64) NOT NULL DEFAULT ''",
@@ -120,6 +154,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
+    for trigger in ("ai", "ad", "au"):
+        op.execute(f"DROP TRIGGER products_attributes_{trigger}")
+    op.execute("DROP TABLE product_attribute_values")
     op.execute("DROP TRIGGER IF EXISTS search_words_trgm_ai")
     op.execute("DROP TRIGGER IF EXISTS search_words_trgm_ad")
     op.execute("DROP TABLE IF EXISTS search_words_trgm")

@@ -44,6 +44,12 @@ FACTS = sa.table(
     sa.column("created_at", sa.DateTime),
 )
 FTS = sa.table("products_fts", sa.column("rowid", sa.Integer))
+ATTRIBUTE_VALUES = sa.table(
+    "product_attribute_values",
+    sa.column("name", sa.String),
+    sa.column("value", sa.types.NullType),
+    sa.column("sku", sa.String),
+)
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,12 @@ class TextBackend:
     def attribute_equals(self, name: str, value: Any) -> sa.ColumnElement[bool] | None:
         """The attribute is the JSON value `value` (a number or boolean), if the backend has an
         index for it (None: compare by `attribute_text` / `attribute_number`)."""
+        return None
+
+    def attribute_number_skus(self, name: str, op: str, value: int | float) -> Any:
+        """The SKUs whose attribute compares to the number `value` by `op` (for `eq`: the
+        number, or the same digits as a string), from an index of attribute values; None
+        where the backend has none."""
         return None
 
     def lower(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
@@ -360,7 +372,7 @@ class SqliteText(TextBackend):
         source = FTS.join(FACTS, FACTS.c.id == FTS.c.rowid)
         if any(_uses_stock(w) for w in where):
             source = source.outerjoin(INVENTORY, INVENTORY.c.sku == FACTS.c.sku)
-        if filters.attributes:
+        if any(_uses(w, PRODUCTS) for w in where):
             source = source.join(PRODUCTS, PRODUCTS.c.sku == FACTS.c.sku)
 
         def within(columns: tuple[str, ...]) -> sa.ColumnElement[Any]:
@@ -394,6 +406,21 @@ class SqliteText(TextBackend):
     def attribute_is(self, name: str, value: bool) -> sa.ColumnElement[bool]:
         kind = sa.func.json_type(PRODUCTS.c.attributes, f'$."{name}"')
         return kind == ("true" if value else "false")
+
+    def attribute_number_skus(self, name: str, op: str, value: int | float) -> Any:
+        # `product_attribute_values` (migration 0008) holds numbers and texts untyped: SQLite
+        # orders every number before every text, so '' (the least text) ends a number range
+        found = ATTRIBUTE_VALUES.c.value
+        conditions = {
+            "eq": sa.or_(found == value, found == sa.literal(_number_text(value), sa.String)),
+            "gt": sa.and_(found > value, found < ""),
+            "gte": sa.and_(found >= value, found < ""),
+            "lt": found < value,
+            "lte": found <= value,
+        }
+        return sa.select(ATTRIBUTE_VALUES.c.sku).where(
+            ATTRIBUTE_VALUES.c.name == name, conditions[op]
+        )
 
     def lower(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         # SQLite's own `lower` only knows ASCII: `am_lower` is registered on each connection by
@@ -451,16 +478,18 @@ def _from(where: list[sa.ColumnElement[bool]] | None = None) -> Any:
 
 
 def _uses_stock(condition: sa.ColumnElement[bool]) -> bool:
-    return any(
-        getattr(column, "table", None) is INVENTORY for column in visitors.iterate(condition)
-    )
+    return _uses(condition, INVENTORY)
+
+
+def _uses(condition: sa.ColumnElement[bool], table: sa.Table) -> bool:
+    return any(getattr(column, "table", None) is table for column in visitors.iterate(condition))
 
 
 def _filters(
     text: TextBackend, filters: Filters, fields: Fields = PRODUCT_FIELDS
 ) -> list[sa.ColumnElement[bool]]:
     """The filters as conditions; category, brand and price on `fields`, stock on `inventory`,
-    attributes on `products`."""
+    attributes on `products` (or on the backend's index of attribute values, by SKU)."""
     where: list[sa.ColumnElement[bool]] = []
     if filters.categories:
         where.append(fields.category.in_(filters.categories))
@@ -473,18 +502,21 @@ def _filters(
     if filters.in_stock is not None:
         where.append(STOCK > 0 if filters.in_stock else STOCK == 0)
     for condition in filters.attributes:
-        where.append(_attribute(text, condition))
+        where.append(_attribute(text, condition, fields.sku))
     return where
 
 
 _OPS = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}
 
 
-def _attribute(text: TextBackend, c: AttributeCondition) -> sa.ColumnElement[bool]:
+def _attribute(text: TextBackend, c: AttributeCondition, sku: Any) -> sa.ColumnElement[bool]:
     value = c.value
     if isinstance(value, bool):
         return text.attribute_is(c.name, value)
     if isinstance(value, int | float):
+        by_sku = text.attribute_number_skus(c.name, c.op, value)
+        if by_sku is not None:
+            return cast(sa.ColumnElement[bool], sku.in_(by_sku))
         number = text.attribute_number(c.name)
         if c.op != "eq":
             return cast(sa.ColumnElement[bool], getattr(number, _OPS[c.op])(value))
