@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
@@ -22,7 +23,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import visitors
 
-from app.catalog.search.text import ParsedQuery, Term, similarity, trigrams
+from app.catalog.search.text import ParsedQuery, Term, overlap, trigrams
 from app.core.db import upsert_insert
 from app.models import Inventory, Product
 
@@ -444,9 +445,11 @@ class SqliteText(TextBackend):
             padded = "  " + WORDS.c.word + " "
             condition = sa.or_(*[sa.func.instr(padded, t) > 0 for t in shared])
         rows = (await session.execute(sa.select(WORDS.c.word, WORDS.c.ndoc).where(condition))).all()
+        candidates = [(word, trigrams(word), int(ndoc)) for word, ndoc in rows]  # once each
         found: dict[str, list[tuple[str, float, int]]] = {}
         for w in words:
-            scored = [(word, similarity(word, w), int(ndoc)) for word, ndoc in rows]
+            typed = trigrams(w)
+            scored = [(word, overlap(typed, grams), ndoc) for word, grams, ndoc in candidates]
             close = [s for s in scored if s[1] >= SIMILARITY_THRESHOLD]
             close.sort(key=lambda s: (-s[1], -s[2], s[0]))
             found[w] = close[:5]
@@ -532,9 +535,11 @@ def _number_text(value: int | float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+@cache
 def _product_columns() -> list[Any]:
-    """A page's columns. Stock is looked up per returned row (after the LIMIT), not joined: a
-    join let the planner merge-join `inventory` from its first SKU (bench/RESULTS.md)."""
+    """A page's columns (built once). Stock is looked up per returned row (after the LIMIT),
+    not joined: a join let the planner merge-join `inventory` from its first SKU
+    (bench/RESULTS.md)."""
     stock = (
         sa.select(INVENTORY.c.quantity)
         .where(INVENTORY.c.sku == PRODUCTS.c.sku)

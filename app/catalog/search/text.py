@@ -166,8 +166,14 @@ def trigrams(word: str) -> set[str]:
 
 def similarity(a: str, b: str) -> float:
     """pg_trgm's `similarity` for single words: shared trigrams over all trigrams."""
-    ta, tb = trigrams(a), trigrams(b)
-    return len(ta & tb) / len(ta | tb) if ta or tb else 0.0
+    return overlap(trigrams(a), trigrams(b))
+
+
+def overlap(ta: set[str], tb: set[str]) -> float:
+    """`similarity` of two words' trigram sets."""
+    shared = len(ta & tb)
+    union = len(ta) + len(tb) - shared
+    return shared / union if union else 0.0
 
 
 def product_vocabulary(name: str, category: str, attributes: Any) -> set[str]:
