@@ -188,6 +188,11 @@ class TextBackend:
         where the backend has none."""
         return None
 
+    def attribute_text_candidates(self, name: str, value: str) -> Any:
+        """SKUs including every product whose text attribute equals `value` in any case (more
+        may be included: the exact test follows), from an index; None where there is none."""
+        return None
+
     def lower(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         """Lowercase in SQL as Python's `str.lower` does."""
         return sa.func.lower(value)
@@ -423,6 +428,27 @@ class SqliteText(TextBackend):
             ATTRIBUTE_VALUES.c.name == name, conditions[op]
         )
 
+    def attribute_text_candidates(self, name: str, value: str) -> Any:
+        # NOCASE folds ASCII letters only, so it answers for ASCII values. The one other
+        # character whose lowercase is ASCII is the Kelvin sign (K -> k): where `value` has a
+        # k, every value from its text before the first k on (in NOCASE order) is a candidate,
+        # which holds the Kelvin spellings too. A value beyond ASCII reads the JSON alone.
+        wanted = value.lower()
+        if not wanted.isascii():
+            return None
+        stored = ATTRIBUTE_VALUES.c.value.collate("NOCASE")
+        if "k" not in wanted:
+            matches = stored == sa.literal(wanted, sa.String)
+        else:
+            before = wanted[: wanted.index("k")]
+            if not before:
+                return None
+            matches = sa.and_(
+                stored >= sa.literal(before, sa.String),
+                stored < sa.literal(before + "\U0010ffff", sa.String),
+            )
+        return sa.select(ATTRIBUTE_VALUES.c.sku).where(ATTRIBUTE_VALUES.c.name == name, matches)
+
     def lower(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         # SQLite's own `lower` only knows ASCII: `am_lower` is registered on each connection by
         # app/core/db.py (queries only, never in the schema, so other tools can write the file)
@@ -528,7 +554,11 @@ def _attribute(text: TextBackend, c: AttributeCondition, sku: Any) -> sa.ColumnE
         if indexed is not None:  # the number, or the same digits as a string
             return sa.or_(indexed, cast(Any, text.attribute_equals(c.name, as_text)))
         return sa.or_(number == value, text.attribute_text(c.name) == as_text)
-    return text.lower(text.attribute_text(c.name)) == value.lower()
+    exact = text.lower(text.attribute_text(c.name)) == value.lower()
+    candidates = text.attribute_text_candidates(c.name, value)
+    if candidates is None:
+        return exact
+    return sa.and_(sku.in_(candidates), exact)  # the index first: most rows stop there
 
 
 def _number_text(value: int | float) -> str:

@@ -1472,3 +1472,30 @@ async def test_edits_reach_search(client: AsyncClient, key: str) -> None:
 
 async def test_sqlite_edits_reach_search(sqlite_client: tuple[AsyncClient, str]) -> None:
     await _check_edits_reach_search(*sqlite_client)
+
+
+async def test_sqlite_text_attribute_filter_matches_every_spelling_python_lowers(
+    sqlite_client: tuple[AsyncClient, str],
+) -> None:
+    """SQLite finds a text filter's candidates by an ASCII-case-insensitive index; a value is
+    still matched whenever Python's `lower` makes it equal, including the Kelvin sign (its one
+    non-ASCII character that lowers to ASCII) and a k at the start, where the index can't help."""
+    client, key = sqlite_client
+    colours = {"K-1": "BLACK", "K-2": "blac\u212a", "K-3": "\u212aeen", "K-4": "Blackish",
+               "K-5": "Éclat", "K-6": "kEEN"}  # fmt: skip
+    await upsert(
+        client,
+        [product(sku, name="Colour Probe", attributes={"color": c}) for sku, c in colours.items()],
+    )
+
+    async def matching(value: str) -> list[str]:
+        body = {
+            "query": "colour probe",
+            "filters": {"attributes": [{"name": "color", "value": value}]},
+        }
+        return sorted(skus_of((await search(client, key, body))["products"]))
+
+    assert await matching("black") == ["K-1", "K-2"]
+    assert await matching("Keen") == ["K-3", "K-6"]
+    assert await matching("éCLAT") == ["K-5"]
+    assert await matching("blac") == []
