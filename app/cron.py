@@ -17,6 +17,7 @@ from app.billing.errors import BillingNotConfigured
 from app.core.errors import NotFound, Unauthorized
 from app.deps import ServicesDep, SettingsDep
 from app.services import Services
+from app.usage import service as usage
 
 
 class CronUnauthorized(Unauthorized):
@@ -41,13 +42,11 @@ async def require_cron(
         raise CronUnauthorized()
 
 
-# Each job imports its module when it runs: the API function starts without the Stripe SDK,
-# the mailer or the delivery client (bench/coldstart.py).
+# The other jobs import their module when they run: the API function starts without the Stripe
+# SDK, the mailer or the delivery client (bench/coldstart.py). The roll-up's module is the gate's.
 
 
 async def _rollup(services: Services) -> BaseModel:
-    from app.usage import service as usage
-
     return await usage.rollup(services.db, services.redis, services.keys)
 
 

@@ -94,8 +94,9 @@ class Settings(BaseSettings):
     # sharing one Upstash database never share counters, versions or limits.
     REDIS_KEY_PREFIX: str = Field(default="am:", min_length=1, max_length=64)
     DB_MAX_CONNECTIONS: int = Field(default=10, ge=1, le=1000)
-    # Per-instance pool (PostgreSQL): connections kept open between requests, how long one may
-    # sit idle before it is checked (one round trip) on its next use, and its maximum age.
+    # Per-instance pool (PostgreSQL and SQLite; 0: none kept): connections kept open between
+    # requests, how long one may sit idle before it is checked (one round trip, PostgreSQL) on
+    # its next use, and its maximum age.
     DB_POOL_SIZE: int = Field(default=2, ge=0, le=100)
     DB_POOL_IDLE_CHECK_SECONDS: float = Field(default=10, ge=0, le=3600)
     DB_POOL_MAX_AGE_SECONDS: int = Field(default=300, ge=1, le=86_400)

@@ -8,6 +8,9 @@ monthly quota on hard-gated plans); `X-Quota-*` always describe the month; the I
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+
+from starlette.types import Message
 
 from app.gate.decision import GateDecision
 from app.gate.scripts import QUOTA
@@ -55,3 +58,15 @@ def rate_limit_headers(decision: GateDecision, denied: int | None = None) -> dic
     if decision.degraded:
         headers["X-RateLimit-Degraded"] = "1"
     return headers
+
+
+def with_headers(message: Message, extra: Mapping[str, str] | None) -> Message:
+    """An `http.response.start` message with `extra` added, except the names it already has."""
+    if not extra:
+        return message
+    headers = list(message.get("headers", []))
+    present = {bytes(name).lower() for name, _ in headers}
+    for name, value in extra.items():
+        if name.lower().encode() not in present:
+            headers.append((name.lower().encode(), value.encode()))
+    return {**message, "headers": headers}

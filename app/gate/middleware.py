@@ -15,7 +15,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.gate.decision import GateDecision
-from app.gate.headers import rate_limit_headers
+from app.gate.headers import rate_limit_headers, with_headers
 from app.usage import service as usage_service
 
 logger = logging.getLogger("agentmall.gate")
@@ -42,12 +42,7 @@ class MeteringMiddleware:
                 started = True
                 status = int(message["status"])
                 await settle(scope, decision, ok=200 <= status < 300)
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                for name, value in rate_limit_headers(decision).items():
-                    if name.lower().encode() not in present:
-                        headers.append((name.lower().encode(), value.encode()))
-                message = {**message, "headers": headers}
+                message = with_headers(message, rate_limit_headers(decision))
             await send(message)
 
         try:

@@ -18,13 +18,12 @@ offered (`GET /mcp` is a 405 in the router: on serverless an idle stream would h
 
 from __future__ import annotations
 
-from typing import Any
-
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import Message, Receive, Scope, Send
 
 from app.core.config import Settings
+from app.gate.headers import with_headers
 from app.mcp.hosts import allowed_hosts, allowed_origins
 from app.mcp.metering import HEADERS
 from app.mcp.tools import build_server
@@ -58,19 +57,8 @@ class McpTransport:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = _with_headers(message, scope.get("state", {}).get(HEADERS))
+                message = with_headers(message, scope.get("state", {}).get(HEADERS))
             await send(message)
 
         async with manager.run():
             await manager.handle_request(scope, receive, send_with_headers)
-
-
-def _with_headers(message: Message, extra: dict[str, str] | None) -> Message:
-    if not extra:
-        return message
-    headers: list[Any] = list(message.get("headers", []))
-    present = {bytes(name).lower() for name, _ in headers}
-    for name, value in extra.items():
-        if name.lower().encode() not in present:
-            headers.append((name.lower().encode(), value.encode()))
-    return {**message, "headers": headers}
