@@ -6,6 +6,7 @@ import asyncio
 import gc
 import time
 from dataclasses import dataclass, field, fields
+from typing import Any, Self, cast
 
 from httpx import AsyncClient
 
@@ -15,8 +16,30 @@ from bench.probes import CommandStats, RedisWireTap, read_commandstats
 from tests.support.upstash_bridge import UpstashBridge
 
 
+class Tally:
+    """Field-wise sums and differences of a dataclass of counters, and their per-request rates
+    (`requests` is the divisor)."""
+
+    __slots__ = ()
+    requests: int
+
+    def _values(self) -> list[int]:
+        return [getattr(self, f.name) for f in fields(cast(Any, self))]
+
+    def __add__(self, other: Self) -> Self:
+        return type(self)(*(a + b for a, b in zip(self._values(), other._values(), strict=True)))
+
+    def __sub__(self, other: Self) -> Self:
+        return type(self)(*(a - b for a, b in zip(self._values(), other._values(), strict=True)))
+
+    def per_request(self) -> dict[str, float]:
+        n = max(self.requests, 1)
+        names = [f.name for f in fields(cast(Any, self))]
+        return {k: v / n for k, v in zip(names, self._values(), strict=True) if k != "requests"}
+
+
 @dataclass(slots=True)
-class Counts:
+class Counts(Tally):
     requests: int = 0
     redis_commands: int = 0  # client-sent: bridge commands + redis-py wire commands
     round_trips: int = 0  # bridge HTTP requests + redis-py writes
@@ -25,16 +48,6 @@ class Counts:
     cs_scripts: int = 0  # INFO commandstats: EVAL/EVALSHA runs (server-wide)
     cs_executions: int = 0  # INFO commandstats: all executions incl. inside Lua, minus INFO
     cs_script_usec: int = 0  # INFO commandstats: server time in those script runs
-
-    def __add__(self, other: Counts) -> Counts:
-        return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
-
-    def __sub__(self, other: Counts) -> Counts:
-        return Counts(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
-
-    def per_request(self) -> dict[str, float]:
-        n = max(self.requests, 1)
-        return {f.name: getattr(self, f.name) / n for f in fields(self) if f.name != "requests"}
 
 
 @dataclass

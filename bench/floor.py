@@ -72,10 +72,9 @@ import sys
 import threading
 import time
 import uuid
-import warnings
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -93,9 +92,10 @@ from sqlalchemy import event
 from app.core.db import Database
 from app.main import create_app
 from bench import apps
+from bench.counts import Tally
 from bench.gate import SKU, asgi_client, chunks, delete_keys, seed
 from bench.probes import RedisWireTap
-from bench.report import fmt, p95
+from bench.report import cli, fmt, p95
 from tests.support.upstash_bridge import UpstashBridge
 
 DATABASE = "agentmall_bench_floor"
@@ -128,7 +128,7 @@ FloorApiKey = Annotated[str | None, Header(alias="X-API-Key")]
 
 
 @dataclass(slots=True)
-class Counts:
+class Counts(Tally):
     requests: int = 0
     pg_statements: int = 0  # Database.queries (floor: its own count)
     pg_autocommit_statements: int = 0  # of those, sent outside BEGIN/COMMIT (each commits alone)
@@ -143,16 +143,6 @@ class Counts:
     redis_commands: int = 0
     redis_round_trips: int = 0
     threadpool_calls: int = 0
-
-    def __add__(self, other: Counts) -> Counts:
-        return Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
-
-    def __sub__(self, other: Counts) -> Counts:
-        return Counts(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
-
-    def per_request(self) -> dict[str, float]:
-        n = max(self.requests, 1)
-        return {f.name: getattr(self, f.name) / n for f in fields(self) if f.name != "requests"}
 
 
 class WireLog:
@@ -829,11 +819,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    result = asyncio.run(run(args))
-    print(json.dumps(result, indent=2) if args.json else markdown(result))
-    return 1 if result["goal_failures"] else 0
+    return cli(parse_args(argv), run, markdown, "goal_failures")
 
 
 if __name__ == "__main__":

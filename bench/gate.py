@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import uuid
-import warnings
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -45,6 +43,7 @@ from bench.counts import ConcurrentResult, Counts, Probe, Route, concurrent
 from bench.probes import RedisWireTap
 from bench.report import (
     budget_failures,
+    cli,
     concurrency_result,
     crosscheck_notes,
     markdown,
@@ -321,11 +320,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    result = asyncio.run(run(args))
-    print(json.dumps(result, indent=2) if args.json else markdown(result))
-    return 1 if result["budget_failures"] else 0
+    return cli(parse_args(argv), run, markdown, "budget_failures")
 
 
 if __name__ == "__main__":

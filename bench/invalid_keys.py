@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import secrets
 import sys
 import time
 import uuid
-import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -32,6 +30,7 @@ from app.core.apikeys import KEY_PREFIX
 from app.main import create_app
 from bench import apps
 from bench.gate import delete_keys, seed
+from bench.report import cli
 from tests.support.upstash_bridge import UpstashBridge
 
 ATTACKER = ("198.51.100.66", 40000)
@@ -166,11 +165,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    result = asyncio.run(run(args))
-    print(json.dumps(result, indent=2) if args.json else text(result))
-    return 1 if result["budget_failures"] else 0
+    return cli(parse_args(argv), run, text, "budget_failures")
 
 
 if __name__ == "__main__":

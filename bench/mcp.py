@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import math
 import os
 import statistics
@@ -33,7 +32,6 @@ import sys
 import tempfile
 import time
 import uuid
-import warnings
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -56,6 +54,7 @@ from app.redis.port import RedisPort
 from bench import apps
 from bench.counts import Counts, Probe
 from bench.probes import RedisWireTap
+from bench.report import cli
 from tests.support.upstash_bridge import UpstashBridge
 
 DATABASE = "agentmall_bench_mcp"
@@ -459,11 +458,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    result = asyncio.run(run(args))
-    print(json.dumps(result, indent=2) if args.json else markdown(result))
-    return 1 if result["budget_failures"] else 0
+    return cli(parse_args(argv), run, markdown, "budget_failures")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
 import statistics
+import warnings
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bench.counts import ConcurrentResult, Counts, Route
+
+
+def cli(
+    args: Any,
+    run: Callable[[Any], Coroutine[Any, Any, dict[str, Any]]],
+    render: Callable[[dict[str, Any]], str],
+    failures: str,
+) -> int:
+    """A benchmark's command line: run it, print Markdown (or `--json`), exit 1 on a failure."""
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    result = asyncio.run(run(args))
+    print(json.dumps(result, indent=2) if args.json else render(result))
+    return 1 if result[failures] else 0
 
 
 def p95(values: list[float]) -> float:
