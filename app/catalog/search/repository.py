@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, NamedTuple, cast
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -467,7 +468,7 @@ class SqliteText(TextBackend):
         ).bindparams(trigrams=" OR ".join('"' + t.replace('"', '""') + '"' for t in shared))
         listed = indexed.columns(sa.column("word", sa.String))
         condition: sa.ColumnElement[bool] = WORDS.c.word.in_(listed)
-        if not await _has_table(session, "search_words_trgm"):
+        if not await _has_word_index(session):
             padded = "  " + WORDS.c.word + " "
             condition = sa.or_(*[sa.func.instr(padded, t) > 0 for t in shared])
         rows = (await session.execute(sa.select(WORDS.c.word, WORDS.c.ndoc).where(condition))).all()
@@ -482,12 +483,20 @@ class SqliteText(TextBackend):
         return found
 
 
-async def _has_table(session: AsyncSession, name: str) -> bool:
-    found = await session.execute(
-        sa.text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"),
-        {"name": name},
-    )
-    return found.first() is not None
+# Per engine, asked once: the table comes with the migration the app runs at start-up.
+_WORD_INDEX: WeakKeyDictionary[Any, bool] = WeakKeyDictionary()
+
+
+async def _has_word_index(session: AsyncSession) -> bool:
+    """The database has `search_words_trgm` (SQLite 3.34+ when migration 0008 ran)."""
+    engine = session.get_bind()
+    if engine not in _WORD_INDEX:
+        found = await session.execute(
+            sa.text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"),
+            {"name": "search_words_trgm"},
+        )
+        _WORD_INDEX[engine] = found.first() is not None
+    return _WORD_INDEX[engine]
 
 
 def _flag(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:

@@ -14,8 +14,10 @@ never a 500.
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -1499,3 +1501,20 @@ async def test_sqlite_text_attribute_filter_matches_every_spelling_python_lowers
     assert await matching("Keen") == ["K-3", "K-6"]
     assert await matching("éCLAT") == ["K-5"]
     assert await matching("blac") == []
+
+
+async def test_sqlite_suggests_without_the_trigram_index(
+    sqlite_client: tuple[AsyncClient, str], tmp_path: Path
+) -> None:
+    """Where SQLite has no trigram tokenizer (before 3.34) migration 0008 skips the word index;
+    spelling suggestions then test every listed word, and say the same."""
+    client, key = sqlite_client
+    with sqlite3.connect(tmp_path / "search.db") as db:  # as that migration leaves it
+        db.execute("DROP TRIGGER search_words_trgm_ai")
+        db.execute("DROP TRIGGER search_words_trgm_ad")
+        db.execute("DROP TABLE search_words_trgm")
+    await upsert(client, [product("TY-1", name="Wireless Headphones", category="audio")])
+    found = await search(client, key, {"query": "hedphones"})
+    assert skus_of(found["products"]) == ["TY-1"]
+    assert [m["code"] for m in found["messages"]] == ["did_you_mean", "corrected_query"]
+    assert found["messages"][0]["suggestion"] == "headphones"
