@@ -34,7 +34,6 @@ Exits 1 when a goal or a check is missed, naming it. Nothing is written to bench
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -49,6 +48,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from bench import provenance
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "fastapi"
@@ -506,31 +507,13 @@ def environment() -> dict[str, Any]:
 
 
 def git_state() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "app", "api"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}{' + uncommitted changes in app/ or api/' if dirty else ''}"
+    return provenance.git_state(ROOT, "app", "api")
 
 
 def code_fingerprint() -> str:
     """A hash of the code the functions import, to notice it changing during a run."""
-    digest = hashlib.sha256()
-    for path in sorted([*(ROOT / "app").rglob("*.py"), *(ROOT / "api").glob("*.py")]):
-        digest.update(str(path.relative_to(ROOT)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    paths = sorted([*(ROOT / "app").rglob("*.py"), *(ROOT / "api").glob("*.py")])
+    return provenance.fingerprint(ROOT, paths)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

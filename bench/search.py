@@ -26,13 +26,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import uuid
 import warnings
@@ -44,6 +42,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
+from bench import provenance
 from bench import search_catalog as catalog
 from bench.search_timing import (
     BASELINES,
@@ -463,33 +462,14 @@ def slow_plans(result: dict[str, Any]) -> list[str]:
 
 def code_fingerprint() -> str:
     """A hash of the search code and migrations, to notice them changing during a run."""
-    digest = hashlib.sha256()
     root = catalog.ROOT
-    paths = [*sorted((root / "app" / "catalog").rglob("*.py"))]
+    paths = sorted((root / "app" / "catalog").rglob("*.py"))
     paths += sorted((root / "migrations" / "versions").glob("*.py"))
-    for path in paths:
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    return provenance.fingerprint(root, paths)
 
 
 def git_state() -> str:
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(catalog.ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(catalog.ROOT), "status", "--porcelain", "--", "app", "migrations"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}{' + uncommitted changes in app/ or migrations/' if dirty else ''}"
+    return provenance.git_state(catalog.ROOT, "app", "migrations")
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
