@@ -604,9 +604,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"{load['after'][0]:.1f} after.",
         f"- **Method:** each sample is a new interpreter (`python -c`) importing one target; the "
         f"child times its import with `perf_counter` (interpreter start-up excluded; the process "
-        f"wall time is shown too). {cfg['samples']} rounds, the {len(result['rows'])} targets interleaved in "
-        "rotated order after one untimed warm-up each, so read the ratios: they share the "
-        f"machine's noise. p95 = the {math.ceil(0.95 * cfg['samples'])}th of "
+        f"wall time is shown too). {cfg['samples']} rounds, the {len(result['rows'])} targets "
+        "interleaved in rotated order after one untimed warm-up each, so read the ratios: they "
+        f"share the machine's noise. p95 = the {math.ceil(0.95 * cfg['samples'])}th of "
         f"{cfg['samples']} samples, sorted.",
         f"- **Environment of the children:** only {', '.join(cfg['child_env'])}"
         + (
