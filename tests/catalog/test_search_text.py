@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.search.repository import PostgresText, SqliteText
+from app.catalog.search.repository import SEARCH_WORK_MEM, PostgresText, SqliteText
 from app.catalog.search.service import rebuild_vocabulary
 from app.catalog.search.text import Term, fold, parse, similarity, words
 from tests.conftest import database_url
@@ -128,3 +128,18 @@ async def test_rebuilding_the_word_list_recounts_every_product(
     async with db.unit() as session:
         after = dict((await session.execute(sa.text("SELECT word, ndoc FROM search_words"))).all())
     assert after == before and after  # the upsert path counted exactly what a rebuild counts
+
+
+async def test_search_settings_last_for_its_transaction_only(app: FastAPI) -> None:
+    """A search's timeout and bitmap memory (exact bitmaps at 1M products) are set for its own
+    transaction; the pooled connection goes back with the server's defaults."""
+    db = app.state.services.db
+    show = sa.text("SELECT current_setting('work_mem'), current_setting('statement_timeout')")
+    async with db.unit() as session:
+        defaults = (await session.execute(show)).one()
+    async with db.unit() as session:
+        await PostgresText().prepare(session)
+        assert tuple((await session.execute(show)).one()) == (SEARCH_WORK_MEM, "3s")
+    async with db.unit() as session:
+        assert (await session.execute(show)).one() == defaults
+    assert defaults[0] != SEARCH_WORK_MEM

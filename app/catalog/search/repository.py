@@ -89,6 +89,10 @@ EXACT_SCORE = 1000.0  # an exact SKU or GTIN match ranks above every text match
 # rows in any order, where 10,000 would need its whole posting list (measured: bench/RESULTS.md).
 COUNT_CAP = 1000
 STATEMENT_TIMEOUT_MS = 3000
+# A filtered tier ANDs two bitmaps (a common word's 112k postings with a category's price range at
+# 1M products); at PostgreSQL's default 4MB they turn lossy and ~27k rows are re-checked, ~25 %
+# of the statement (bench/RESULTS.md). Per search transaction, per bitmap or sort node.
+SEARCH_WORK_MEM = "16MB"
 SIMILARITY_THRESHOLD = 0.3  # pg_trgm's default `%` threshold
 PRICE_BANDS = (0, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000)  # cents
 MAX_BRAND_FACETS = 20
@@ -291,18 +295,20 @@ class PostgresText(TextBackend):
         )
 
     async def prepare(self, session: AsyncSession) -> None:
-        """Once per transaction (the settings end with it): the statement timeout, and scans
-        that read a table from its start, so a tier's LIMIT takes the same rows on every page
-        (a synchronized scan joins another one midway; parallel workers interleave rows)."""
+        """Once per transaction (the settings end with it): the statement timeout, memory for
+        exact bitmaps, and scans that read a table from its start, so a tier's LIMIT takes the
+        same rows on every page (a synchronized scan joins another one midway; parallel workers
+        interleave rows)."""
         if session.in_transaction() and session.info.get(_PREPARED) is session.get_transaction():
             return
         await session.execute(
             sa.text(
                 "SELECT set_config('statement_timeout', :timeout, true),"
+                " set_config('work_mem', :work_mem, true),"
                 " set_config('synchronize_seqscans', 'off', true),"
                 " set_config('max_parallel_workers_per_gather', '0', true)"
             ),
-            {"timeout": str(STATEMENT_TIMEOUT_MS)},
+            {"timeout": str(STATEMENT_TIMEOUT_MS), "work_mem": SEARCH_WORK_MEM},
         )
         session.info[_PREPARED] = session.get_transaction()
 
