@@ -51,6 +51,20 @@ FORBIDDEN_STATIC = [
 ]
 # Never bundled into a function (outside its vendored packages): local secrets and databases.
 FORBIDDEN_BUNDLED = [".env", ".env.*", "*.db", "*.db-*"]
+# All a function may bundle besides `_vendor/`: the code and migrations it runs, and the project's
+# own config files. Anything else is a leak from the working tree (tests, benches, tool caches:
+# `vercel build` reads the tree as it is and ignores .vercelignore, so `excludeFiles` must).
+BUNDLED_DIRS = ("api/", "app/", "migrations/")
+BUNDLED_FILES = {
+    ".python-version",
+    ".vercelignore",
+    "alembic.ini",
+    "pyproject.toml",
+    "requirements.txt",
+    "server.json",
+    "uv.lock",
+    "vercel.json",
+}
 # The platform's own variables for a preview deployment. Not production: VERCEL_ENV=production
 # makes the app refuse its embedded defaults, and "no settings" is exactly those defaults.
 PLATFORM_ENV = {"VERCEL": "1", "VERCEL_ENV": "preview"}
@@ -142,6 +156,16 @@ def check_functions(output: Path) -> dict[str, dict[str, Any]]:
         )
         if leaked:
             fail(f"{name}.func bundles env/database files: {', '.join(leaked)}")
+        stray = sorted(
+            dest
+            for dest in file_map
+            if not dest.startswith(("_vendor/", *BUNDLED_DIRS)) and dest not in BUNDLED_FILES
+        )
+        if stray:
+            fail(
+                f"{name}.func bundles {len(stray)} files that are not code, migrations or "
+                f"config (add them to excludeFiles in vercel.json): {', '.join(stray[:5])}"
+            )
         size = sum((REPO / src).stat().st_size for src in file_map.values())
         if size > MAX_BUNDLE_BYTES:
             fail(f"{name}.func is {size / 1e6:.0f} MB unzipped; Vercel's limit is 250 MB")
