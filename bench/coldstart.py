@@ -10,7 +10,10 @@ Targets (each imported in its own new `python` process, as a fresh serverless in
   pydantic-settings, SQLModel, SQLAlchemy's asyncio extension, the asyncpg dialect, upstash-redis),
   a reference row: the least any app on this stack imports;
 - the API function: `import api.index` (module-level `app = create_app()`);
-- the Stripe webhook function: `import api.stripe_webhook` (`app = create_webhook_app()`).
+- the Stripe webhook function: `import api.stripe_webhook` (`app = create_webhook_app()`);
+- the API function again, as from a bundle without bytecode (timing only): only the standard
+  library has `.pyc` (compiled into a `PYTHONPYCACHEPREFIX` tree first), the rest is compiled on
+  every start and never written, as on a read-only task directory with PYTHONDONTWRITEBYTECODE.
 
 1. Timing: one warm-up process per target (compiles any stale `.pyc`, untimed), then `--samples`
    rounds; every round runs each target once, in rotated order, so the series share the
@@ -44,6 +47,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -78,6 +82,9 @@ class Target:
     key: str
     label: str
     code: str
+    # False: imported as from a bundle without `.pyc` (timing only): the standard library keeps
+    # its bytecode, everything else is compiled from source on every start and never written.
+    bytecode: bool = True
 
 
 TARGETS = [
@@ -88,6 +95,12 @@ TARGETS = [
         "api.stripe_webhook",
         "Stripe webhook function (api/stripe_webhook.py)",
         "import api.stripe_webhook",
+    ),
+    Target(
+        "api.index, no bytecode",
+        "API function from a bundle without bytecode (built without VERCEL_PYTHON_COMPILEALL)",
+        "import api.index",
+        bytecode=False,
     ),
 ]
 
@@ -226,14 +239,34 @@ class Series:
     modules: list[int] = field(default_factory=list)
 
 
+def stdlib_only_bytecode(workdir: Path) -> dict[str, str]:
+    """An environment where only the standard library has bytecode, as in a function bundle
+    without `.pyc` on a runtime image whose Python has its own: a `PYTHONPYCACHEPREFIX` tree
+    holding the stdlib compiled, and nothing written at import."""
+    prefix = workdir / "stdlib_pycache"
+    env = {"PYTHONPYCACHEPREFIX": str(prefix)}
+    stdlib = sysconfig.get_paths()["stdlib"]
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "-j0", stdlib],
+        env={**os.environ, **env},
+        capture_output=True,
+        check=False,  # a few test modules of the stdlib do not compile; nothing imports them
+        timeout=600,
+    )
+    return {**env, "PYTHONDONTWRITEBYTECODE": "1"}
+
+
 def time_targets(samples: int, workdir: Path, env: dict[str, str]) -> list[Series]:
     series = [Series(t) for t in TARGETS]
+    no_pyc = stdlib_only_bytecode(workdir) if any(not t.bytecode for t in TARGETS) else {}
+    envs = {t.key: env if t.bytecode else {**env, **no_pyc} for t in TARGETS}
     for s in series:  # warm-up: compile stale .pyc files, fill the OS page cache
-        run_child(TIMING_CHILD.format(code=s.target.code), workdir, env)
+        run_child(TIMING_CHILD.format(code=s.target.code), workdir, envs[s.target.key])
     for round_no in range(samples):
         shift = round_no % len(series)
         for s in series[shift:] + series[:shift]:
-            done, wall = run_child(TIMING_CHILD.format(code=s.target.code), workdir, env)
+            code, target_env = TIMING_CHILD.format(code=s.target.code), envs[s.target.key]
+            done, wall = run_child(code, workdir, target_env)
             out = json.loads(done.stdout.strip().splitlines()[-1])
             s.import_ms.append(out["import_ms"])
             s.wall_ms.append(wall)
@@ -337,9 +370,10 @@ def tree_summary(roots: list[Node]) -> dict[str, Any]:
 def importtime_targets(
     samples: int, workdir: Path, env: dict[str, str]
 ) -> dict[str, dict[str, Any]]:
-    runs: dict[str, list[dict[str, Any]]] = {t.key: [] for t in TARGETS}
+    targets = [t for t in TARGETS if t.bytecode]
+    runs: dict[str, list[dict[str, Any]]] = {t.key: [] for t in targets}
     for _ in range(samples):
-        for target in TARGETS:
+        for target in targets:
             done, _ = run_child(
                 IMPORTTIME_CHILD.format(code=target.code), workdir, env, "-X", "importtime"
             )
@@ -403,7 +437,7 @@ def merge_runs(summaries: list[dict[str, Any]]) -> dict[str, Any]:
 
 def probe_targets(workdir: Path, env: dict[str, str]) -> dict[str, dict[str, Any]]:
     probes = {}
-    for target in TARGETS:
+    for target in (t for t in TARGETS if t.bytecode):
         cwd = Path(tempfile.mkdtemp(prefix=f"coldstart_{target.key}_", dir=workdir))
         done, _ = run_child(PROBE_CHILD.format(code=target.code, tracked=TRACKED), cwd, env)
         probes[target.key] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -675,7 +709,9 @@ def import_lines(result: dict[str, Any]) -> list[str]:
         "dependencies included. `-X importtime` adds overhead, so totals exceed the table above.",
     ]
     for r in result["rows"]:
-        info = result["imports"][r["target"]]
+        info = result["imports"].get(r["target"])
+        if info is None:  # timed only (the no-bytecode row)
+            continue
         lines += [
             "",
             f"### {r['label']}: {fmt(info['total_ms'])} ms under -X importtime",

@@ -1,8 +1,10 @@
 """Deploy check helper (run by scripts/deploy_check.sh after `vercel build`).
 
+`build-env`: vercel.json's `build.env` as NAME=VALUE lines, for the local `vercel build`.
+
 `build OUTPUT`: asserts on `.vercel/output`: both Python functions, the rewrites (by routing sample
 paths through the built routes), the crons, and no source, lock, env or database file published as
-a static file or bundled into a function.
+a static file or bundled into a function, and bytecode for every module of ours.
 
 `serve OUTPUT FUNCTION WORKDIR`: lays the function out as Vercel does (its `.vc-config.json`
 `filePathMap`, read-only when the kernel lets us, like /var/task) and runs it under the
@@ -130,6 +132,40 @@ def expand(dest: str, match: re.Match[str]) -> str:
     return re.sub(r"\$(\d+)", lambda ref: match.group(int(ref.group(1))) or "", dest)
 
 
+def build_env() -> dict[str, str]:
+    """vercel.json's `build.env`: `vercel deploy` sends it to the remote build, but a local
+    `vercel build` does not read it, so the deploy check passes it to the build itself."""
+    env = read_json(REPO / "vercel.json").get("build", {}).get("env", {})
+    for name, value in env.items():
+        if not re.fullmatch(r"[A-Z][A-Z0-9_]*", name) or not re.fullmatch(r"[\w.:/-]*", value):
+            fail(f"vercel.json build.env {name!r}: expected NAME=simple-value")
+    return dict(env)
+
+
+def check_bytecode(name: str, file_map: dict[str, str]) -> None:
+    """Every module of ours (and nearly every vendored one) ships compiled: a bundle without
+    `.pyc` recompiles every import on each cold start (the task directory is read-only and
+    PYTHONDONTWRITEBYTECODE is set), ~3× the import time of the API function here."""
+    tag = f"cpython-{sys.version_info.major}{sys.version_info.minor}"
+
+    def compiled(source: str) -> bool:
+        folder, _, module = source.rpartition("/")
+        return f"{folder}/__pycache__/{module.removesuffix('.py')}.{tag}.pyc" in file_map
+
+    ours = [f for f in file_map if f.endswith(".py") and f.startswith(("api/", "app/"))]
+    vendored = [f for f in file_map if f.endswith(".py") and f.startswith("_vendor/")]
+    missing = [f for f in ours if not compiled(f)]
+    if missing:
+        fail(
+            f"{name}.func ships {len(missing)} of our modules without bytecode, e.g. {missing[0]} "
+            "(VERCEL_PYTHON_COMPILEALL=1 in vercel.json build.env)"
+        )
+    share = sum(compiled(f) for f in vendored) / max(len(vendored), 1)
+    if share < 0.9:
+        fail(f"{name}.func: only {share:.0%} of vendored modules ship bytecode")
+    ok(f"{name}.func bytecode: all {len(ours)} app modules, {share:.0%} of vendored ones")
+
+
 def check_functions(output: Path) -> dict[str, dict[str, Any]]:
     configs: dict[str, dict[str, Any]] = {}
     for name, entrypoint in FUNCTIONS.items():
@@ -171,6 +207,7 @@ def check_functions(output: Path) -> dict[str, dict[str, Any]]:
             fail(f"{name}.func is {size / 1e6:.0f} MB unzipped; Vercel's limit is 250 MB")
         configs[name] = config
         ok(f"function {name}.func: {entrypoint}, {len(file_map)} files, {size / 1e6:.0f} MB")
+        check_bytecode(name, file_map)
     return configs
 
 
@@ -506,9 +543,12 @@ def main() -> int:
     run.add_argument("output", type=Path)
     run.add_argument("function", choices=sorted(FUNCTIONS))
     run.add_argument("work", type=Path, help="an empty scratch directory")
+    sub.add_parser("build-env", help="print vercel.json's build.env as NAME=VALUE lines")
     args = parser.parse_args()
     try:
-        if args.command == "build":
+        if args.command == "build-env":
+            print("\n".join(f"{k}={v}" for k, v in build_env().items()))
+        elif args.command == "build":
             check_build(args.output)
         else:
             serve(args.output, args.function, args.work)

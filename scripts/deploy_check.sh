@@ -90,10 +90,16 @@ fi
 # With `settings` in project.json the CLI never asks the API for the project's settings.
 printf '%s\n' "$LOCAL_PROJECT" >.vercel/project.json
 build_started=$SECONDS
+# vercel.json's build.env (VERCEL_PYTHON_COMPILEALL=1: bytecode in the bundle): `vercel deploy`
+# hands it to the remote build, a local `vercel build` does not read it, so it is passed here.
+build_env=$("$PYTHON" scripts/deploy_check.py build-env) || die "vercel.json build.env is not usable"
+BUILD_ENV=()
+[ -z "$build_env" ] || mapfile -t BUILD_ENV <<<"$build_env"
 # PATH: Python 3.12 first (the builder looks for it), then uv (its tools venv's python comes
 # second, so the builder never picks up a venv interpreter). CI=true and no stdin: no prompts.
-if ! PATH="$(dirname "$BASE_PYTHON"):$TOOLS/bin:$PATH" CI=true VERCEL_TELEMETRY_DISABLED=1 \
-  UV_PYTHON_DOWNLOADS=never "$VERCEL" build --yes </dev/null >"$WORK/build.log" 2>&1; then
+if ! env "${BUILD_ENV[@]}" PATH="$(dirname "$BASE_PYTHON"):$TOOLS/bin:$PATH" CI=true \
+  VERCEL_TELEMETRY_DISABLED=1 UV_PYTHON_DOWNLOADS=never "$VERCEL" build --yes </dev/null \
+  >"$WORK/build.log" 2>&1; then
   tail -40 "$WORK/build.log" >&2
   die "vercel build failed (output above)"
 fi
