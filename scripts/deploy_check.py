@@ -2,6 +2,9 @@
 
 `build-env`: vercel.json's `build.env` as NAME=VALUE lines, for the local `vercel build`.
 
+`clean-bytecode`: deletes the unchecked-hash `.pyc` files the build compiled into the working tree
+(Python would run them instead of the edited source).
+
 `build OUTPUT`: asserts on `.vercel/output`: both Python functions, the rewrites (by routing sample
 paths through the built routes), the crons, and no source, lock, env or database file published as
 a static file or bundled into a function, and bytecode for every module of ours.
@@ -140,6 +143,29 @@ def build_env() -> dict[str, str]:
         if not re.fullmatch(r"[A-Z][A-Z0-9_]*", name) or not re.fullmatch(r"[\w.:/-]*", value):
             fail(f"vercel.json build.env {name!r}: expected NAME=simple-value")
     return dict(env)
+
+
+def is_unchecked_pyc(path: Path) -> bool:
+    """A `.pyc` Python loads without looking at its source (PEP 552 flags: hash-based, no check)."""
+    with path.open("rb") as f:
+        header = f.read(16)
+    return len(header) == 16 and int.from_bytes(header[4:8], "little") == 0b01
+
+
+def clean_bytecode(root: Path = REPO) -> int:
+    """Delete the unchecked-hash `.pyc` files the build compiled into the working tree.
+
+    Vercel's builder compiles our modules in place (`__pycache__/` beside each source) as
+    unchecked-hash bytecode, which Python loads whatever the source now says: left behind, the
+    next test run or dev server would run the code as it was at the build. Timestamp `.pyc`
+    files (Python's own) are left alone."""
+    removed = 0
+    for folder in ("api", "app", "migrations"):
+        for pyc in (root / folder).rglob("__pycache__/*.pyc"):
+            if is_unchecked_pyc(pyc):
+                pyc.unlink()
+                removed += 1
+    return removed
 
 
 def check_bytecode(name: str, file_map: dict[str, str]) -> None:
@@ -544,10 +570,13 @@ def main() -> int:
     run.add_argument("function", choices=sorted(FUNCTIONS))
     run.add_argument("work", type=Path, help="an empty scratch directory")
     sub.add_parser("build-env", help="print vercel.json's build.env as NAME=VALUE lines")
+    sub.add_parser("clean-bytecode", help="delete the build's unchecked .pyc from the tree")
     args = parser.parse_args()
     try:
         if args.command == "build-env":
             print("\n".join(f"{k}={v}" for k, v in build_env().items()))
+        elif args.command == "clean-bytecode":
+            ok(f"working tree: {clean_bytecode()} unchecked .pyc files of the build removed")
         elif args.command == "build":
             check_build(args.output)
         else:

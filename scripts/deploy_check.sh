@@ -42,6 +42,9 @@ cleanup() {
   done
   # A developer's linked project (`vercel link`) gets its project.json back.
   if [ -f "$WORK/project.json.saved" ]; then cp "$WORK/project.json.saved" .vercel/project.json; fi
+  # The build compiled our modules in place as unchecked-hash .pyc, which Python would keep
+  # running after the next edit of their source: remove them (on failure too).
+  "$PYTHON" scripts/deploy_check.py clean-bytecode || { [ "$status" -ne 0 ] || status=1; }
   rm -rf "$WORK"
   exit "$status"
 }

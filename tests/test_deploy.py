@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import py_compile
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from app.cron import JOBS
 
@@ -43,3 +46,48 @@ def test_the_webhook_function_imports_no_catalog_or_gate_code() -> None:
         check=True,
     ).stdout.strip()
     assert loaded == ""
+
+
+def _deploy_check() -> Any:
+    spec = importlib.util.spec_from_file_location("deploy_check", ROOT / "scripts/deploy_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_vercel_json_asks_the_build_for_bytecode() -> None:
+    assert _deploy_check().build_env() == {"VERCEL_PYTHON_COMPILEALL": "1"}
+
+
+def test_the_builds_unchecked_bytecode_is_removed_from_the_working_tree(tmp_path: Path) -> None:
+    """The builder compiles our modules in place as unchecked-hash `.pyc`: Python then runs them
+    whatever the source says, so after the deploy check an edit would not take effect."""
+    package = tmp_path / "app"
+    package.mkdir()
+    source = package / "answer.py"
+    source.write_text("VALUE = 1\n")
+    py_compile.compile(str(source), invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    own = tmp_path / "api" / "own.py"  # Python's own timestamp bytecode stays
+    own.parent.mkdir()
+    own.write_text("X = 1\n")
+    py_compile.compile(str(own), invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+    source.write_text("VALUE = 2\n")  # an edit after the build
+
+    def value() -> str:
+        script = "import app.answer; print(app.answer.VALUE)"
+        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)}
+        run = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return run.stdout.strip()
+
+    assert value() == "1"  # the stale bytecode wins
+    assert _deploy_check().clean_bytecode(tmp_path) == 1
+    assert value() == "2"
+    assert list((tmp_path / "api" / "__pycache__").glob("own.*.pyc"))
