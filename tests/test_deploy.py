@@ -30,22 +30,23 @@ def test_vercel_json_declares_both_functions_their_rewrites_and_every_cron() -> 
     assert crons == {"rollup-usage", "flush-usage", "notify-usage", "deliver-webhooks"}
 
 
+def python(script: str, root: Path) -> str:
+    """What `script` prints in a fresh interpreter that imports from `root`."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)}
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
 def test_the_webhook_function_imports_no_catalog_or_gate_code() -> None:
     script = (
         "import sys, api.stripe_webhook as w; "
         "print(','.join(sorted(m for m in sys.modules if m.startswith("
         "('app.catalog', 'app.gate', 'app.usage.service', 'app.main')))))"
     )
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    loaded = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert loaded == ""
+    assert python(script, ROOT) == ""
 
 
 def _deploy_check() -> Any:
@@ -73,21 +74,8 @@ def test_the_builds_unchecked_bytecode_is_removed_from_the_working_tree(tmp_path
     own.write_text("X = 1\n")
     py_compile.compile(str(own), invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
     source.write_text("VALUE = 2\n")  # an edit after the build
-
-    def value() -> str:
-        script = "import app.answer; print(app.answer.VALUE)"
-        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)}
-        run = subprocess.run(
-            [sys.executable, "-c", script],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return run.stdout.strip()
-
-    assert value() == "1"  # the stale bytecode wins
+    read = "import app.answer; print(app.answer.VALUE)"
+    assert python(read, tmp_path) == "1"  # the stale bytecode wins
     assert _deploy_check().clean_bytecode(tmp_path) == 1
-    assert value() == "2"
+    assert python(read, tmp_path) == "2"
     assert list((tmp_path / "api" / "__pycache__").glob("own.*.pyc"))
