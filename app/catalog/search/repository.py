@@ -770,13 +770,12 @@ async def _stock_listing(session: AsyncSession, text: TextBackend, spec: Spec) -
 
 
 def _continue_after(sort: str, row: Row) -> tuple[Any, ...]:
-    """`row`'s key as `_keyset` takes it (a decoded cursor's form: dates as datetimes)."""
-    product = row.product
-    if sort in ("price_asc", "price_desc"):
-        return product["price_cents"], product["sku"]
+    """`row`'s cursor key (`sort_key`) as `_keyset` takes it: a date as the datetime itself, as
+    a decoded cursor gives it."""
+    key = sort_key(sort, row)
     if sort == "newest":
-        return product["created_at"], product["sku"]
-    return (product["sku"],)
+        key[0] = row.product["created_at"]
+    return tuple(key)
 
 
 def _in_order(sort: str, candidates: list[Candidate]) -> list[Candidate]:
