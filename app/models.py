@@ -79,6 +79,8 @@ class Account(SQLModel, table=True):
     # Bumped with any change a warm key cache must notice (plan, status, a key revoked or
     # suspended); published to Redis, where the gate script compares it on every request.
     policy_version: int = 1
+    # active | suspended (by the founder: every key stops, no new keys); migration 0009
+    status: str = Field(default="active", max_length=16)
     created_at: datetime = _ts(nullable=False, default=utcnow)
 
 
@@ -93,6 +95,8 @@ class ApiKey(SQLModel, table=True):
     status: str = Field(default="active", max_length=16)  # active | suspended | revoked
     created_at: datetime = _ts(nullable=False, default=utcnow)
     revoked_at: datetime | None = _ts(nullable=True)
+    # A rotated key works until then (the grace period), then stops everywhere; migration 0009
+    expires_at: datetime | None = _ts(nullable=True)
 
 
 class Product(SQLModel, table=True):
