@@ -47,15 +47,33 @@ async def require_cron(
 
 
 async def _rollup(services: Services) -> BaseModel:
-    return await usage.rollup(services.db, services.redis, services.keys)
+    return await usage.rollup(services.db, services.redis, services.keys, services.settings)
+
+
+async def _rollup_tick(services: Services) -> BaseModel:
+    """Fired every minute: the roll-up, when USAGE_ROLLUP_INTERVAL_SECONDS have passed."""
+    return await usage.rollup_if_due(services.db, services.redis, services.keys, services.settings)
 
 
 async def _flush(services: Services) -> BaseModel:
+    """Roll up (and settle) first, so the flush bills every call settled before it started."""
     if services.stripe is None:
         raise BillingNotConfigured()
     from app.metering import service as metering
 
+    await usage.rollup_before_billing(services.db, services.redis, services.keys, services.settings)
     return await metering.flush(services.db, services.stripe)
+
+
+async def _reconcile(services: Services) -> BaseModel:
+    """Roll up and flush first (when billing is configured), then check and alert."""
+    from app.metering import reconcile
+
+    if services.stripe is not None:
+        await _flush(services)
+    return await reconcile.check_and_alert(
+        services.db, services.redis, services.keys, services.settings
+    )
 
 
 async def _deliver(services: Services) -> BaseModel:
@@ -71,8 +89,10 @@ async def _notify(services: Services) -> BaseModel:
 
 
 JOBS: dict[str, Callable[[Services], Awaitable[BaseModel]]] = {
-    "rollup-usage": _rollup,  # Redis counters → usage_rollups (every 10 minutes)
-    "flush-usage": _flush,  # Pro overage → the Stripe meter (hourly)
+    "rollup-usage": _rollup,  # Redis counters → usage_rollups, now
+    "rollup-usage-tick": _rollup_tick,  # every minute: the roll-up when its interval has passed
+    "flush-usage": _flush,  # roll-up, then Pro overage → the Stripe meter (every 10 minutes)
+    "reconcile-billing": _reconcile,  # hourly: counted = settled = reported = accepted?
     "notify-usage": _notify,  # 80/100/120 % quota notices (hourly)
     "deliver-webhooks": _deliver,  # outbound webhook deliveries and retries (every minute)
 }

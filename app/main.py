@@ -12,6 +12,7 @@ from app import cron
 from app.accounts.router import public as public_router
 from app.accounts.router import router as account_router
 from app.admin.router import router as admin_router
+from app.billing.router import admin_router as billing_admin_router
 from app.billing.router import router as billing_router
 from app.billing.webhook_app import add_webhook_route
 from app.catalog.router import categories_router
@@ -25,6 +26,7 @@ from app.inventory.router import admin_router as inventory_admin_router
 from app.inventory.router import router as inventory_router
 from app.mcp.router import discovery as discovery_router
 from app.mcp.router import router as mcp_router
+from app.metering.router import router as metering_admin_router
 from app.services import Services
 from app.usage.router import router as usage_router
 from app.webhooks.router import router as webhooks_router
@@ -75,6 +77,8 @@ def create_app(settings: Settings | None = None, *, per_invocation: bool = False
         inventory_router,
         webhooks_router,
         admin_router,
+        billing_admin_router,
+        metering_admin_router,
         inventory_admin_router,
         cron.router,
         mcp_router,

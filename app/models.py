@@ -144,6 +144,23 @@ class UsageRollup(SQLModel, table=True):
     seq: int = Field(default=0, sa_type=sa.BigInteger)  # the hash's change counter `c` then
 
 
+class UsageSettlement(SQLModel, table=True):
+    """What billing reads: the settled units of one account's period in one Redis counter epoch,
+    i.e. its counted units minus those in admission buckets still open to refunds (a bucket is
+    settled once it closed longer ago than any request can run). Written by the roll-up as an
+    absolute value versioned by `seq` (the usage hash's change counter), like `usage_rollups`;
+    it only grows within an epoch."""
+
+    __tablename__ = "usage_settlements"
+
+    account_id: str = Field(primary_key=True, foreign_key="accounts.id", max_length=40)
+    period_start: datetime = Field(primary_key=True, sa_type=UTCDateTime)
+    epoch: str = Field(primary_key=True, max_length=32)
+    settled: int = Field(default=0, sa_type=sa.BigInteger)
+    seq: int = Field(default=0, sa_type=sa.BigInteger)
+    updated_at: datetime = _ts(nullable=False, default=utcnow)
+
+
 class DegradedCall(SQLModel, table=True):
     """A request served while Redis was unreachable (fail-open), kept by request id until the
     roll-up settles it: if the gate script did count it in Redis after all (its reply was only
@@ -371,4 +388,49 @@ class WebhookAttempt(SQLModel, table=True):
     latency_ms: int = 0
     error: str | None = Field(default=None, max_length=500)
     succeeded: bool = False
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+# --- billing guards: open Checkout Sessions, billing incidents (app/billing; migration 0010) ---
+
+
+class CheckoutSession(SQLModel, table=True):
+    """A Stripe Checkout Session opened for an account and plan: reused while it is open (so
+    repeated checkouts and followed upgrade links make one session), closed by its
+    `checkout.session.completed|expired` webhook or by its stored expiry."""
+
+    __tablename__ = "checkout_sessions"
+    __table_args__ = (sa.Index("ix_checkout_sessions_open", "account_id", "plan_code", "status"),)
+
+    id: str = Field(primary_key=True, max_length=255)  # Stripe's `cs_…`
+    account_id: str = Field(foreign_key="accounts.id", max_length=40)
+    plan_code: str = Field(max_length=32)
+    url: str = Field(max_length=2048)
+    status: str = Field(default="open", max_length=16)  # open | complete | expired
+    expires_at: datetime = _ts(nullable=False)
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+class BillingIncident(SQLModel, table=True):
+    """Something billing fixed on its own that the founder should know about, e.g. a second paid
+    subscription of one account, cancelled and refunded. One row per (kind, subscription): a
+    retried webhook finds it and never cancels or refunds twice."""
+
+    __tablename__ = "billing_incidents"
+    __table_args__ = (sa.UniqueConstraint("kind", "subscription_id"),)
+
+    id: str = Field(primary_key=True, max_length=40)  # inc_…
+    kind: str = Field(max_length=40)  # duplicate_subscription
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=40)
+    stripe_customer_id: str | None = Field(default=None, max_length=64)
+    subscription_id: str = Field(max_length=64)  # the one acted on (cancelled)
+    kept_subscription_id: str | None = Field(default=None, max_length=64)
+    event_id: str | None = Field(default=None, max_length=255)  # the webhook that found it
+    cancel_status: str = Field(max_length=80)  # cancelled | already_ended | failed: <code>
+    refund_status: str = Field(max_length=80)  # refunded | nothing_paid | failed: <code> | ...
+    refunded_amount: int = Field(default=0, sa_type=sa.BigInteger)  # minor units
+    currency: str | None = Field(default=None, max_length=3)
+    refund_ids: list[str] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False)
+    )
     created_at: datetime = _ts(nullable=False, default=utcnow)

@@ -69,9 +69,10 @@ async def clean_database(migrated_database: list[dict[str, Any]]) -> AsyncIterat
     conn = await asyncpg.connect(database_url())
     await conn.execute(
         "TRUNCATE stripe_events, billing_settings, billing_periods, meter_reports, meter_events, "
-        "usage_notices, degraded_calls, usage_rollups, api_keys, inventory, products, accounts, "
+        "usage_notices, degraded_calls, usage_rollups, usage_settlements, api_keys, inventory, "
+        "products, accounts, "
         "inventory_changes, idempotency_keys, webhook_attempts, webhook_deliveries, "
-        "webhook_events, webhook_endpoints, search_words "
+        "webhook_events, webhook_endpoints, search_words, checkout_sessions, billing_incidents "
         "RESTART IDENTITY CASCADE"
     )
     await conn.execute("DELETE FROM plans")

@@ -25,9 +25,19 @@ def test_vercel_json_declares_both_functions_their_rewrites_and_every_cron() -> 
         ("/mcp", "/api/index"),
         ("/v1/:path*", "/api/index"),
     ]
-    crons = {c["path"].rsplit("/", 1)[1] for c in config["crons"]}
-    assert crons == set(JOBS)
-    assert crons == {"rollup-usage", "flush-usage", "notify-usage", "deliver-webhooks"}
+    schedules = {c["path"].rsplit("/", 1)[1]: c["schedule"] for c in config["crons"]}
+    # `rollup-usage` runs on demand (and inside every flush); its tick is the scheduled one
+    assert set(schedules) == set(JOBS) - {"rollup-usage"}
+    assert set(schedules) == {
+        "rollup-usage-tick",
+        "flush-usage",
+        "reconcile-billing",
+        "notify-usage",
+        "deliver-webhooks",
+    }
+    # a period's last overage reaches Stripe well within its invoice's one-hour grace
+    assert schedules["flush-usage"] == "*/10 * * * *"
+    assert schedules["rollup-usage-tick"] == "* * * * *"
 
 
 def python(script: str, root: Path) -> str:

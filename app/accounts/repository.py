@@ -49,6 +49,8 @@ async def load_key_context(
         plan=plan_policy(plan),
         base_period_start=period_start,
         base_used=base_used,
+        expires_at=key.expires_at,
+        account_status=account.status,
     )
 
 
@@ -91,22 +93,46 @@ async def bump_account_version(session: AsyncSession, account_id: str) -> int:
     return int(version or 0)
 
 
-async def list_keys(session: AsyncSession, account_id: str) -> Sequence[ApiKey]:
+async def lock_account(session: AsyncSession, account_id: str) -> Account | None:
+    """The account, re-read and locked until the unit of work ends: key changes queue here."""
+    if _dialect(session) == "sqlite":
+        # SQLite has no row locks (FOR UPDATE is dropped); a write takes its single writer lock,
+        # held to the end of the transaction, so the counts that follow cannot race either.
+        await session.execute(
+            sa.update(Account)
+            .where(col(Account.id) == account_id)
+            .values(status=col(Account.status))
+            .execution_options(synchronize_session=False)
+        )
+    # FOR NO KEY UPDATE: it queues behind (and blocks) other changes to the account, billing's
+    # FOR UPDATE included, but not the foreign-key checks of rows inserted for it elsewhere.
+    return await session.get(
+        Account, account_id, with_for_update={"key_share": True}, populate_existing=True
+    )
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind else "postgresql"
+
+
+def _live(account_id: str, now: datetime) -> list[sa.ColumnElement[bool]]:
+    """A live key: not revoked and not past a rotation's grace (suspended keys are live)."""
+    return [
+        col(ApiKey.account_id) == account_id,
+        col(ApiKey.status) != "revoked",
+        sa.or_(col(ApiKey.expires_at).is_(None), col(ApiKey.expires_at) > now),
+    ]
+
+
+async def list_keys(session: AsyncSession, account_id: str, *, now: datetime) -> Sequence[ApiKey]:
+    """The account's live keys, oldest first, as the database has them now."""
     result = await session.execute(
         select(ApiKey)
-        .where(col(ApiKey.account_id) == account_id, col(ApiKey.status) != "revoked")
+        .where(*_live(account_id, now))
         .order_by(col(ApiKey.created_at), col(ApiKey.id))
+        .execution_options(populate_existing=True)  # not what this session read before a lock
     )
     return result.scalars().all()
-
-
-async def count_live_keys(session: AsyncSession, account_id: str) -> int:
-    total = await session.scalar(
-        select(sa.func.count())
-        .select_from(ApiKey)
-        .where(col(ApiKey.account_id) == account_id, col(ApiKey.status) != "revoked")
-    )
-    return int(total or 0)
 
 
 async def get_key(session: AsyncSession, key_id: str) -> ApiKey | None:

@@ -11,6 +11,8 @@ from app.accounts.schemas import (
     KeyCreated,
     KeyList,
     KeyPublic,
+    KeyRotate,
+    KeyRotated,
     PlanList,
     SignupRequest,
     SignupResponse,
@@ -52,7 +54,8 @@ async def account(principal: PrincipalDep, session: SessionDep) -> AccountPublic
 
 @router.get("/keys", response_model=KeyList)
 async def list_keys(principal: PrincipalDep, session: SessionDep) -> KeyList:
-    """Your live keys (prefix only; the secret is never shown again)."""
+    """Your live keys (prefix only; the secret is never shown again); a rotated key shows when
+    it stops (`expires_at`) and leaves the list once it has."""
     keys = await service.list_keys(session, principal.account)
     return KeyList(data=[service.key_public(k) for k in keys])
 
@@ -61,21 +64,40 @@ async def list_keys(principal: PrincipalDep, session: SessionDep) -> KeyList:
 async def create_key(
     principal: PrincipalDep, session: SessionDep, body: KeyCreate | None = None
 ) -> KeyCreated:
-    """A new key; the plaintext is in this answer only."""
+    """A new key (at most 10 live); the plaintext is in this answer only."""
     name = body.name if body else None
-    return await service.create_key(session, principal.account, name=name)
+    return await service.create_key(session, principal.account.id, name=name)
+
+
+@router.post(
+    "/keys/{key_id}/rotate", status_code=status.HTTP_201_CREATED, response_model=KeyRotated
+)
+async def rotate_key(
+    key_id: ResourceId,
+    principal: PrincipalDep,
+    session: SessionDep,
+    services: ServicesDep,
+    body: KeyRotate | None = None,
+) -> KeyRotated:
+    """A new key replacing this one (plaintext in this answer only); the old key keeps working
+    for `grace_seconds` (default 24 h, 0 to 7 days), then stops on every instance."""
+    grace = (body or KeyRotate()).grace_seconds
+    return await service.rotate_key(
+        session,
+        services.versions,
+        account_id=principal.account.id,
+        key_id=key_id,
+        grace_seconds=grace,
+    )
 
 
 @router.delete("/keys/{key_id}", response_model=KeyPublic)
 async def revoke_key(
     key_id: ResourceId, principal: PrincipalDep, session: SessionDep, services: ServicesDep
 ) -> KeyPublic:
-    """Revoke one of your keys: it stops working on the next request, on every instance."""
-    key = await service.set_key_status(
-        session,
-        services.versions,
-        key_id=key_id,
-        status="revoked",
-        account_id=principal.account.id,
+    """Revoke one of your keys: it stops working on the next request, on every instance. The
+    last working key cannot be revoked (409 `last_key`): rotate it instead."""
+    key = await service.revoke_key(
+        session, services.versions, account_id=principal.account.id, key_id=key_id
     )
     return service.key_public(key)

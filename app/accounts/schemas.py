@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictInt, model_validator
 
 from app.core.features import Feature
 from app.core.schemas import InputModel
@@ -100,10 +100,38 @@ class KeyPublic(BaseModel):
     name: str | None
     status: str
     created_at: datetime
+    expires_at: datetime | None = Field(
+        description="Set once the key was rotated: it stops working at this time."
+    )
 
 
 class KeyCreated(KeyPublic):
     api_key: str = Field(description="Shown once: store it now; we keep only its hash.")
+
+
+DEFAULT_GRACE_SECONDS = 86_400
+MAX_GRACE_SECONDS = 7 * 86_400
+
+
+class KeyRotate(InputModel):
+    grace_seconds: StrictInt = Field(
+        default=DEFAULT_GRACE_SECONDS,
+        ge=0,
+        le=MAX_GRACE_SECONDS,
+        description="How long the old key keeps working (0: it stops at once; at most 7 days).",
+    )
+
+
+class KeyRotated(KeyCreated):
+    """The new key (plaintext shown once) and when the key it replaces stops working."""
+
+    old_key_id: str
+    old_key_expires_at: datetime
+
+
+class AccountStatusPublic(BaseModel):
+    account_id: str
+    status: str = Field(description="`active`, or `suspended`: none of its keys work.")
 
 
 class KeyList(BaseModel):

@@ -2,12 +2,23 @@
 
 Any change a warm key cache must notice bumps a policy version in Postgres and, once the request's
 transaction has committed, publishes it to Redis (`PolicyVersions`).
+
+Keys. A key is *live* while it is not revoked and its rotation's grace (`expires_at`), if any, has
+not ended; suspended keys are live. Every change to an account's keys (create, revoke, rotate,
+suspend) first locks the account row, then counts, so concurrent changes take turns and keep:
+* at most `MAX_LIVE_KEYS` live keys (a rotated key counts until it expires, so rotating cannot
+  multiply working keys);
+* at least one *lasting* key (active, not rotated): the owner can never lock themselves out;
+* no way around a suspension: a suspended account, or an account with a live suspended key,
+  cannot create or rotate keys, and a suspended key cannot be revoked or rotated away.
+An expired key is gone: not listed, not counted, and 404 to revoke or rotate.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +28,7 @@ from app.accounts.schemas import (
     AccountPublic,
     KeyCreated,
     KeyPublic,
+    KeyRotated,
     PeriodPublic,
     PlanPublic,
     PlanUpdate,
@@ -50,12 +62,47 @@ class KeyNotFound(NotFound):
 
 class KeyLimitReached(Conflict):
     code = "key_limit_reached"
-    default_message = f"An account can hold at most {MAX_LIVE_KEYS} live keys; revoke one first."
+    default_message = (
+        f"An account can hold at most {MAX_LIVE_KEYS} live keys (a rotated key counts until it "
+        "expires); revoke one first."
+    )
 
 
 class LastKey(Conflict):
     code = "last_key"
-    default_message = "This is the account's last live key; create another one before revoking it."
+    default_message = (
+        "This is the account's last working key: revoking it would lock you out. Rotate it "
+        "instead (POST /v1/keys/{id}/rotate), or create another key first."
+    )
+
+
+class KeyAlreadyRotated(Conflict):
+    code = "key_already_rotated"
+    default_message = "This key was already rotated; rotate its new key, or revoke this one."
+
+
+class AccountSuspended(AppError):
+    status_code = 403
+    code = "account_suspended"
+    default_message = "This account is suspended: its keys cannot be used or changed."
+
+
+class AccountHasSuspendedKey(AppError):
+    status_code = 403
+    code = "account_has_suspended_key"
+    default_message = (
+        "A key of this account is suspended: the account cannot create or rotate keys until the "
+        "suspension is lifted; contact support."
+    )
+
+
+class SuspendedKeyFrozen(AppError):
+    status_code = 403
+    code = "key_suspended"
+    default_message = (
+        "This key is suspended: it cannot be revoked or rotated until the suspension is lifted; "
+        "contact support."
+    )
 
 
 class PlanConflict(Conflict):
@@ -137,36 +184,138 @@ async def account_view(session: AsyncSession, account: Account) -> AccountPublic
 
 
 async def list_keys(session: AsyncSession, account: Account) -> Sequence[ApiKey]:
-    return await repo.list_keys(session, account.id)
+    """The account's live keys (expired rotated keys are gone from the list)."""
+    return await repo.list_keys(session, account.id, now=utcnow())
 
 
-async def create_key(session: AsyncSession, account: Account, *, name: str | None) -> KeyCreated:
-    """A new key for the account (plaintext shown once)."""
-    if await repo.count_live_keys(session, account.id) >= MAX_LIVE_KEYS:
+async def create_key(session: AsyncSession, account_id: str, *, name: str | None) -> KeyCreated:
+    """A new key for the account (plaintext shown once), counted under the account's lock."""
+    account, live = await _locked_keys(session, account_id, utcnow())
+    _check_may_mint(account, live)
+    if len(live) >= MAX_LIVE_KEYS:
         raise KeyLimitReached()
-    key, plaintext = _new_key(account.id, name)
+    key, plaintext = _new_key(account_id, name)
     await repo.add(session, key)
     return KeyCreated(**key_public(key).model_dump(), api_key=plaintext)
 
 
-async def set_key_status(
+async def revoke_key(
+    session: AsyncSession, versions: PolicyVersions, *, account_id: str, key_id: str
+) -> ApiKey:
+    """Revoke one of the account's keys: it stops on the next request, on every instance."""
+    account, live = await _locked_keys(session, account_id, utcnow())
+    key = _live_key(live, key_id)
+    _check_may_change(account, key)
+    if not any(_lasting(other) for other in live if other.id != key.id):
+        raise LastKey()  # a developer must never lock themselves out of their own account
+    await repo.set_key_status(session, key, "revoked")
+    await bump_account(session, versions, account_id)
+    return key
+
+
+async def rotate_key(
     session: AsyncSession,
     versions: PolicyVersions,
     *,
+    account_id: str,
     key_id: str,
-    status: str,
-    account_id: str | None = None,
+    grace_seconds: int,
+) -> KeyRotated:
+    """A new key replacing `key_id`, which keeps working for `grace_seconds`, then stops."""
+    now = utcnow()
+    account, live = await _locked_keys(session, account_id, now)
+    old = _live_key(live, key_id)
+    _check_may_change(account, old)
+    if old.expires_at is not None:  # its end is set once: a cached expiry is never stale
+        raise KeyAlreadyRotated(expires_at=old.expires_at.isoformat())
+    _check_may_mint(account, live)
+    if grace_seconds > 0 and len(live) >= MAX_LIVE_KEYS:  # both keys live during the grace
+        raise KeyLimitReached(
+            f"An account can hold at most {MAX_LIVE_KEYS} live keys, and during its grace the "
+            "rotated key still counts: revoke another key first, or rotate with grace_seconds 0."
+        )
+    new, plaintext = _new_key(account_id, old.name)
+    old.expires_at = now + timedelta(seconds=grace_seconds)
+    await repo.add(session, new, old)
+    await bump_account(session, versions, account_id)  # warm caches reload the old key's end
+    return KeyRotated(
+        **key_public(new).model_dump(),
+        api_key=plaintext,
+        old_key_id=old.id,
+        old_key_expires_at=old.expires_at,
+    )
+
+
+async def set_key_suspended(
+    session: AsyncSession, versions: PolicyVersions, *, key_id: str, suspended: bool
 ) -> ApiKey:
-    """Revoke, suspend or unsuspend a key; effective on the next request on every instance."""
-    key = await repo.get_key(session, key_id)
-    if key is None or key.status == "revoked" or (account_id and key.account_id != account_id):
+    """Suspend a key or lift its suspension (founder); effective on its next request everywhere."""
+    found = await repo.get_key(session, key_id)
+    if found is None:
         raise KeyNotFound()
-    if status == "revoked" and account_id and await repo.count_live_keys(session, account_id) <= 1:
-        raise LastKey()  # a developer must never lock themselves out of their own account
+    _, live = await _locked_keys(session, found.account_id, utcnow())
+    key = _live_key(live, key_id)
+    status = "suspended" if suspended else "active"
     if key.status != status:
         await repo.set_key_status(session, key, status)
         await bump_account(session, versions, key.account_id)
     return key
+
+
+async def set_account_suspended(
+    session: AsyncSession, versions: PolicyVersions, *, account_id: str, suspended: bool
+) -> Account:
+    """Suspend an account or lift it (founder): every key stops (or works again) on its next
+    request, on every instance, and a suspended account cannot mint keys."""
+    account = await repo.lock_account(session, account_id)
+    if account is None:
+        raise AccountNotFound()
+    status = "suspended" if suspended else "active"
+    if account.status != status:
+        account.status = status
+        await repo.add(session, account)
+        await bump_account(session, versions, account_id)
+    return account
+
+
+async def _locked_keys(
+    session: AsyncSession, account_id: str, now: datetime
+) -> tuple[Account, Sequence[ApiKey]]:
+    """The account, locked, and its live keys read after the lock (so concurrent changes queue)."""
+    account = await repo.lock_account(session, account_id)
+    if account is None:
+        raise AccountNotFound()
+    return account, await repo.list_keys(session, account_id, now=now)
+
+
+def _live_key(live: Sequence[ApiKey], key_id: str) -> ApiKey:
+    """The live key with this id on the account; 404 for another account's, revoked or expired."""
+    for key in live:
+        if key.id == key_id:
+            return key
+    raise KeyNotFound()
+
+
+def _lasting(key: ApiKey) -> bool:
+    """A key that works now and will keep working (not suspended, not rotated away)."""
+    return key.status == "active" and key.expires_at is None
+
+
+def _check_may_change(account: Account, key: ApiKey) -> None:
+    """No key changes on a suspended account, and no revoking or rotating a suspended key away."""
+    if account.status == "suspended":
+        raise AccountSuspended()
+    if key.status == "suspended":
+        raise SuspendedKeyFrozen()
+
+
+def _check_may_mint(account: Account, live: Sequence[ApiKey]) -> None:
+    """A suspended account, or one holding a suspended key, gets no new key."""
+    if account.status == "suspended":
+        raise AccountSuspended()
+    suspended = [key.id for key in live if key.status == "suspended"]
+    if suspended:
+        raise AccountHasSuspendedKey(suspended_keys=suspended)
 
 
 async def bump_account(session: AsyncSession, versions: PolicyVersions, account_id: str) -> None:

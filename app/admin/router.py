@@ -1,4 +1,5 @@
-"""The founder's endpoints: catalog upsert, key suspension, plans, account plans, abuse watch."""
+"""The founder's endpoints: catalog upsert, key and account suspension, plans, account plans,
+abuse watch."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from fastapi import APIRouter, Path, Query
 from fastapi.exceptions import RequestValidationError
 
 from app.accounts import service as accounts
-from app.accounts.schemas import AccountPlanUpdate, KeyPublic, PlanPublic, PlanUpdate
+from app.accounts.schemas import (
+    AccountPlanUpdate,
+    AccountStatusPublic,
+    KeyPublic,
+    PlanPublic,
+    PlanUpdate,
+)
+from app.billing import periods as billing_periods
 from app.catalog import service as catalog
 from app.catalog.schemas import UpsertRequest, UpsertResponse
 from app.core.errors import error_responses
@@ -34,9 +42,10 @@ async def upsert_products(body: UpsertRequest, _: AdminDep, session: SessionDep)
 async def suspend_key(
     key_id: ResourceId, _: AdminDep, session: SessionDep, services: ServicesDep
 ) -> KeyPublic:
-    """Suspend a key: 403 `key_suspended` from its next request, on every instance."""
-    key = await accounts.set_key_status(
-        session, services.versions, key_id=key_id, status="suspended"
+    """Suspend a key: 403 `key_suspended` from its next request, on every instance; until it is
+    lifted its account can neither mint keys nor revoke or rotate this one away."""
+    key = await accounts.set_key_suspended(
+        session, services.versions, key_id=key_id, suspended=True
     )
     return accounts.key_public(key)
 
@@ -46,8 +55,33 @@ async def unsuspend_key(
     key_id: ResourceId, _: AdminDep, session: SessionDep, services: ServicesDep
 ) -> KeyPublic:
     """Lift a suspension, effective on the key's next request."""
-    key = await accounts.set_key_status(session, services.versions, key_id=key_id, status="active")
+    key = await accounts.set_key_suspended(
+        session, services.versions, key_id=key_id, suspended=False
+    )
     return accounts.key_public(key)
+
+
+@router.post("/accounts/{account_id}/suspend", response_model=AccountStatusPublic)
+async def suspend_account(
+    account_id: ResourceId, _: AdminDep, session: SessionDep, services: ServicesDep
+) -> AccountStatusPublic:
+    """Suspend an account: every key answers 403 `key_suspended` from its next request, on
+    every instance, and the account can create no key until it is lifted."""
+    account = await accounts.set_account_suspended(
+        session, services.versions, account_id=account_id, suspended=True
+    )
+    return AccountStatusPublic(account_id=account.id, status=account.status)
+
+
+@router.post("/accounts/{account_id}/unsuspend", response_model=AccountStatusPublic)
+async def unsuspend_account(
+    account_id: ResourceId, _: AdminDep, session: SessionDep, services: ServicesDep
+) -> AccountStatusPublic:
+    """Lift an account's suspension: its keys work again from their next request."""
+    account = await accounts.set_account_suspended(
+        session, services.versions, account_id=account_id, suspended=False
+    )
+    return AccountStatusPublic(account_id=account.id, status=account.status)
 
 
 def _same_code(code: str, body: PlanUpdate) -> None:
@@ -79,6 +113,8 @@ async def put_account_plan(
     account = await accounts.set_account_plan(
         session, services.versions, account_id=account_id, plan_code=body.plan
     )
+    # the paid period already recorded follows at once: the flush bills a period by its plan
+    await billing_periods.follow_founder_plan(session, account.id, account.plan_code)
     return {"account_id": account.id, "plan": account.plan_code}
 
 

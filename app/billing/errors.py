@@ -45,3 +45,23 @@ class InvalidUpgradeLink(AppError):
 class AlreadySubscribed(Conflict):
     code = "already_subscribed"
     default_message = "This account already has a paid subscription; manage it in the portal."
+
+
+class AccountSuspended(AppError):
+    status_code = 403
+    code = "account_suspended"
+    default_message = "This account is suspended; billing links are disabled. Contact support."
+
+
+class KeySuspended(AppError):
+    status_code = 403
+    code = "key_suspended"
+    default_message = (
+        "A key of this account is suspended; its upgrade link is disabled. Contact support."
+    )
+
+
+class IncidentNotFound(AppError):
+    status_code = 404
+    code = "incident_not_found"
+    default_message = "No billing incident with this id."

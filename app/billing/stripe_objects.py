@@ -10,6 +10,7 @@ METER_EVENT_NAME = "agentmall_api_call"
 WEBHOOK_PATH = "/v1/stripe/webhook"
 WEBHOOK_EVENTS = (
     "checkout.session.completed",
+    "checkout.session.expired",  # frees the account's stored session (service.py reuses it)
     "customer.subscription.created",
     "customer.subscription.updated",
     "customer.subscription.deleted",

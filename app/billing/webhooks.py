@@ -8,6 +8,16 @@ Order-safe: no event's payload is trusted as the current state. With the account
 subscription is re-fetched from Stripe and its *current* state is applied (plan, status, period),
 so an old `customer.subscription.updated` delivered after a newer one applies the newest state, and
 two deliveries for one account apply one after the other.
+
+One subscription per account: with the row still locked, the customer's live subscriptions are
+listed too; if Checkout sold two, the account follows the oldest and `duplicates.keep_one` cancels
+and refunds the newer (idempotently, recorded once as a billing incident), whichever of their
+events arrives first.
+
+Contracts stand: Stripe events move an account only between the plans Stripe sells (free and
+pro). An account the founder put on another plan (`enterprise`, a custom one) keeps it; the
+subscription's status and period are still recorded, and its billing period carries the
+founder's plan, so the metering flush never bills Pro overage for it.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts import repository as accounts_repo
 from app.accounts import service as accounts_service
 from app.accounts.versions import PolicyVersions
+from app.billing import duplicates
 from app.billing import repository as repo
 from app.billing.errors import StripeUnavailable
 from app.billing.stripe_objects import MONTHLY_LOOKUP_KEY, OVERAGE_LOOKUP_KEY, WEBHOOK_EVENTS
@@ -31,10 +42,12 @@ from app.models import Account, BillingPeriod
 logger = logging.getLogger("agentmall.billing")
 
 HANDLED = frozenset(WEBHOOK_EVENTS)
-PAID_STATUSES = frozenset({"active", "trialing", "past_due", "unpaid"})
+PAID_STATUSES = duplicates.LIVE_STATUSES
 PRO_LOOKUP_KEYS = frozenset({MONTHLY_LOOKUP_KEY, OVERAGE_LOOKUP_KEY})
 FREE_PLAN = "free"
-STRIPE_PLANS = frozenset({"pro"})  # plans sold through Stripe: the only ones a webhook changes
+STRIPE_PLANS = frozenset({"pro"})  # plans sold through Stripe
+SOLD_BY_STRIPE = STRIPE_PLANS | {FREE_PLAN}  # the only plans a webhook moves an account between
+CHECKOUT_CLOSED = {"checkout.session.completed": "complete", "checkout.session.expired": "expired"}
 
 
 class InvalidSignature(AppError):
@@ -83,6 +96,8 @@ async def handle(
         return "duplicate"
     if event["type"] not in HANDLED:
         return "ignored"
+    if event["type"] in CHECKOUT_CLOSED and isinstance(obj.get("id"), str):
+        await repo.close_checkout_session(session, obj["id"], CHECKOUT_CLOSED[event["type"]])
     if account is None:
         logger.warning("Stripe event %s (%s) matches no account", event["id"], event["type"])
         return "no_account"
@@ -91,16 +106,7 @@ async def handle(
         _link(account, obj)
     if not subscription_id:
         return "no_subscription"
-    if account.stripe_subscription_id not in (None, subscription_id):
-        current = account.stripe_subscription_id
-        if account.subscription_status in PAID_STATUSES:
-            logger.info(
-                "event %s is about %s, not current %s", event["id"], subscription_id, current
-            )
-            return "other_subscription"
     subscription = await _fetch(client, subscription_id)
-    if subscription is not None and subscription.get("status") not in PAID_STATUSES:
-        subscription = await _live_instead(client, subscription) or subscription
     if subscription is None:
         logger.warning(
             "event %s names subscription %s, which Stripe does not know",
@@ -108,6 +114,10 @@ async def handle(
             subscription_id,
         )
         return "subscription_missing"
+    sold = await _checkout_subscriptions(client, subscription)
+    # the account follows the oldest live one (when one ends, the one still being paid for)
+    kept = await duplicates.keep_one(session, client, account, sold, event["id"])
+    subscription = kept or subscription
     await apply_subscription(session, versions, account, subscription)
     return "applied"
 
@@ -171,31 +181,31 @@ async def _fetch(client: stripe.StripeClient, subscription_id: str) -> dict[str,
     return found.to_dict()
 
 
-async def _live_instead(
-    client: stripe.StripeClient, ended: dict[str, Any]
-) -> dict[str, Any] | None:
-    """Another live subscription of the same customer (a second Checkout paid by mistake):
-    when one ends, the account follows the one still being paid for, not the free plan."""
-    customer = _id(ended.get("customer"))
+async def _checkout_subscriptions(
+    client: stripe.StripeClient, fetched: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The customer's subscriptions sold through Checkout, in any status, `fetched` (the freshest
+    state of the event's one) in place of its listed copy."""
+    customer = _id(fetched.get("customer"))
     if customer is None:
-        return None
+        return []
     try:
         found = await client.v1.subscriptions.list_async(
-            {"customer": customer, "status": "all", "limit": 20}
+            {"customer": customer, "status": "all", "limit": 100}
         )
     except stripe.StripeError as exc:
         raise StripeUnavailable() from exc
-    for candidate in found.to_dict().get("data") or []:
-        if candidate.get("id") != ended.get("id") and candidate.get("status") in PAID_STATUSES:
-            logger.error(
-                "customer %s pays for two subscriptions (%s ended, %s live): following %s",
-                customer,
-                ended.get("id"),
-                candidate.get("id"),
-                candidate.get("id"),
-            )
-            return dict(candidate)
-    return None
+    others = [s for s in found.to_dict().get("data") or [] if s.get("id") != fetched.get("id")]
+    return [dict(s) for s in [fetched, *others] if _sold_by_checkout(s)]
+
+
+def _sold_by_checkout(subscription: dict[str, Any]) -> bool:
+    """A subscription our Checkout sold (our prices, or our metadata), not one the founder made
+    in Stripe by hand (a contract): only these are ever cancelled as duplicates."""
+    items = (subscription.get("items") or {}).get("data") or []
+    if any((item.get("price") or {}).get("lookup_key") in PRO_LOOKUP_KEYS for item in items):
+        return True
+    return (subscription.get("metadata") or {}).get("plan") in STRIPE_PLANS
 
 
 def _period(subscription: dict[str, Any]) -> tuple[datetime, datetime] | None:
@@ -209,12 +219,9 @@ def _period(subscription: dict[str, Any]) -> tuple[datetime, datetime] | None:
 
 
 def _plan_of(subscription: dict[str, Any]) -> str:
-    """Which of our plans a live subscription is for (Pro: the only one sold through Stripe)."""
+    """Which plan Stripe sells a live subscription is for (its metadata may name one; Pro else)."""
     metadata_plan = (subscription.get("metadata") or {}).get("plan")
-    for item in (subscription.get("items") or {}).get("data") or []:
-        if (item.get("price") or {}).get("lookup_key") in PRO_LOOKUP_KEYS:
-            return "pro"
-    return metadata_plan if isinstance(metadata_plan, str) and metadata_plan else "pro"
+    return metadata_plan if metadata_plan in STRIPE_PLANS else "pro"
 
 
 async def apply_subscription(
@@ -228,8 +235,8 @@ async def apply_subscription(
     period = _period(subscription)
     paid = status in PAID_STATUSES
     plan_code = _plan_of(subscription) if paid else FREE_PLAN
-    if not paid and account.plan_code not in STRIPE_PLANS:
-        plan_code = account.plan_code  # a plan the founder assigned (a contract) stays
+    if account.plan_code not in SOLD_BY_STRIPE:
+        plan_code = account.plan_code  # a plan the founder assigned (a contract) stands
     if await accounts_repo.get_plan(session, plan_code) is None:
         logger.error("subscription %s names unknown plan %s", subscription.get("id"), plan_code)
         plan_code = account.plan_code

@@ -101,9 +101,25 @@ class Settings(BaseSettings):
     DB_POOL_IDLE_CHECK_SECONDS: float = Field(default=10, ge=0, le=3600)
     DB_POOL_MAX_AGE_SECONDS: int = Field(default=300, ge=1, le=86_400)
     KEY_CACHE_TTL_SECONDS: float = Field(default=60, ge=0, le=3600)
+    # Usage settlement (docs/billing.md): admitted calls are counted in buckets of this many
+    # seconds; a bucket is billed (settled) once it closed more than USAGE_SETTLE_AFTER_SECONDS
+    # ago, which must exceed the longest a request can run (Vercel: the function's maxDuration,
+    # 30 s in vercel.json) so that no refund of a failed call can reach a billed bucket.
+    USAGE_BUCKET_SECONDS: int = Field(default=60, ge=1, le=3600)
+    USAGE_SETTLE_AFTER_SECONDS: int = Field(default=60, ge=1, le=3600)
+    # The roll-up of Redis counters into PostgreSQL runs at most this often (its cron fires every
+    # minute and skips until the interval has passed): what a Redis that loses its data can lose.
+    USAGE_ROLLUP_INTERVAL_SECONDS: int = Field(default=300, ge=60, le=86_400)
+    # Where the `reconcile-billing` cron sends a billing mismatch (over SMTP_URL); else a log line
+    # at ERROR.
+    FOUNDER_EMAIL: str | None = Field(default=None, max_length=254)
     SIGNUPS_PER_IP_PER_HOUR: int = Field(default=5, ge=1, le=10_000)
     PUBLIC_REQUESTS_PER_IP_PER_MINUTE: int = Field(default=60, ge=1, le=100_000)
     INVALID_KEYS_PER_IP_PER_MINUTE: int = Field(default=20, ge=1, le=100_000)
+    # Billing links (checkout, portal, and their keyless upgrade/manage links), per sliding hour:
+    # each may cost a Stripe call, so neither one account nor one address may spend many.
+    BILLING_REQUESTS_PER_ACCOUNT_PER_HOUR: int = Field(default=30, ge=1, le=10_000)
+    BILLING_REQUESTS_PER_IP_PER_HOUR: int = Field(default=60, ge=1, le=100_000)
     TRUSTED_PROXIES: str = Field(default="", max_length=4096)
     TRUST_PROXY_HEADERS: bool = False  # deprecated: trust exactly one hop (see TRUSTED_PROXIES)
     LOAD_SAMPLE_CATALOG: bool = True

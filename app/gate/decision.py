@@ -25,4 +25,5 @@ class GateDecision:
     epoch: str = ""
     usage_key: str = ""
     usage_field: str = ""
+    usage_bucket: str = ""  # the admission bucket (`b:<start s>`) a refund gives the units back to
     degraded: bool = False  # Redis unreachable and RATE_LIMIT_FAILURE_MODE=open

@@ -3,17 +3,21 @@
 -- Checks, in order, without consuming anything unless the request is admitted:
 --   1. freshness: the caller's cached account/plan versions are not older than Redis says
 --      (a revoke, suspension or plan change bumps them: every instance notices on the next call);
---   2. the billing period: the paid period when Redis's clock is inside it, else the calendar
---      month (UTC) of Redis's clock;
+--   2. the billing period: the paid period when Redis's clock is inside it; after it ended (the
+--      renewal gap, until the webhook reports the new one) the subscription's next period,
+--      computed by the caller from its billing cycle; else the calendar month (UTC);
 --   3. the caller's verdict from its (now known fresh) cache: suspended / feature / payment;
 --   4. a request id already settled by the degraded-mode reconciliation (LATE: never count it);
 --   5. the monthly quota (hard plans only: soft plans are served and billed as overage);
---   6. the per-minute window: one hash field per second of Redis time, the current second and the
---      60 before it, plus its total `n` and oldest second `o` (at most 63 fields per account,
---      whatever the plan's limit).
+--   6. the per-minute window: one hash field per second of Redis time, exactly the last 60
+--      seconds (the current one and the 59 before it), plus its total `n` and oldest second `o`
+--      (at most 62 fields per account, whatever the plan's limit). A unit counted in second s
+--      leaves the window at s + 60, so Retry-After is at most 60.
 -- Then it records the request: window bucket, period total `n`, per-day|endpoint counter, the
--- hash's change counter `c` (the roll-up acknowledges a snapshot only if `c` did not move), the
--- dirty mark, the live top-usage board, and the request id (for degraded-mode reconciliation).
+-- admission bucket `b:<start s>` (units admitted in that bucket of ARGV[21] seconds, net of
+-- refunds: the roll-up bills a bucket only once no refund can reach it any more), the hash's
+-- change counter `c` (the roll-up acknowledges a snapshot only if `c` did not move), the dirty
+-- mark, the live top-usage board, and the request id (for degraded-mode reconciliation).
 --
 -- The usage hash, top board and id set are named from Redis's clock, so they are built here from
 -- the prefixes in ARGV rather than passed in KEYS. That is fine on a single Redis and on Upstash
@@ -26,16 +30,17 @@
 --       5 quota, 6 hard (1/0), 7 cost, 8 endpoint, 9 rolled-up base used, 10 its period start (s),
 --       11 paid period start (s; 0 = none), 12 paid period end (s), 13 new epoch id,
 --       14 usage key prefix, 15 top key prefix, 16 usage retention after the period (s),
---       17 request id, 18 id retention (ms), 19 account id
+--       17 request id, 18 id retention (ms), 19 account id, 20 the paid period after ARGV[11..12]
+--       ends (s; 0 = none), 21 admission bucket width (s)
 -- Returns {status, account v, plan v, window count, window reset ms, used, epoch, now ms,
---          period start s, period end s, usage field}
+--          period start s, period end s, usage field, admission bucket field}
 local ADMIT, STALE, SUSPENDED, FEATURE, PAYMENT, QUOTA, RATE, LATE = 0, 1, 2, 3, 4, 5, 6, 7
-local WINDOW_S = 60
+local WINDOW_S = 60  -- seconds now - 59 .. now
 
 local versions = redis.call('MGET', KEYS[1], KEYS[2])
 local av, pv = tonumber(versions[1] or '0'), tonumber(versions[2] or '0')
 if av > tonumber(ARGV[1]) or pv > tonumber(ARGV[2]) then
-  return {STALE, av, pv, 0, 0, 0, '', 0, 0, 0, ''}
+  return {STALE, av, pv, 0, 0, 0, '', 0, 0, 0, '', ''}
 end
 
 local t = redis.call('TIME')
@@ -46,8 +51,11 @@ local today = math.floor(now_s / 86400)
 local y, m, d = civil(today)
 local start_s, end_s
 local paid_start, paid_end = tonumber(ARGV[11]), tonumber(ARGV[12])
+local next_end = tonumber(ARGV[20])
 if paid_start > 0 and paid_start <= now_s and now_s < paid_end then
   start_s, end_s = paid_start, paid_end
+elseif paid_start > 0 and paid_end <= now_s and now_s < next_end then
+  start_s, end_s = paid_end, next_end  -- the renewal gap: the next period, not the month
 else
   start_s = days_from_civil(y, m, 1) * 86400
   if m == 12 then end_s = days_from_civil(y + 1, 1, 1) * 86400
@@ -55,13 +63,15 @@ else
 end
 local field = string.format('%04d-%02d-%02d|%s', y, m, d, ARGV[8])
 local usage_key = ARGV[14] .. start_s
+local width = tonumber(ARGV[21])
+local bucket = 'b:' .. (now_s - now_s % width)
 local rid = ARGV[17]
 
 -- the minute window: `n` (units in it) and `o` (its oldest second) answer most calls; the
 -- per-second fields are read only when a second has left the window (to trim) or on a denial
 local rpm = tonumber(ARGV[4])
 local cost = tonumber(ARGV[7])
-local oldest = now_s - WINDOW_S
+local oldest = now_s - WINDOW_S + 1
 local w = redis.call('HMGET', KEYS[3], 'n', 'o')
 local count, first = tonumber(w[1] or '0'), tonumber(w[2] or '0')  -- first 0: empty
 
@@ -103,23 +113,24 @@ else
 end
 
 local function reply(status, reset_ms)
-  return {status, av, pv, count, reset_ms, used, epoch, now_ms, start_s, end_s, field}
+  return {status, av, pv, count, reset_ms, used, epoch, now_ms, start_s, end_s, field, bucket}
 end
 
--- when the window next has room for `extra` more units (ms epoch): the oldest buckets leave first
+-- when the window next has room for `extra` more units (ms epoch): the oldest buckets leave
+-- first, a unit of second s at s + 60
 local function reset_at(extra)
   local need = count + extra - rpm
-  if first == 0 then return (now_s + WINDOW_S + 1) * 1000 end
+  if first == 0 then return (now_s + WINDOW_S) * 1000 end
   if need <= 1 then  -- the oldest bucket leaving is enough (every bucket holds at least one unit)
-    return (first + WINDOW_S + 1) * 1000
+    return (first + WINDOW_S) * 1000
   end
   local secs, units = seconds()
   local freed = 0
   for _, sec in ipairs(secs) do
     freed = freed + units[sec]
-    if freed >= need then return (sec + WINDOW_S + 1) * 1000 end
+    if freed >= need then return (sec + WINDOW_S) * 1000 end
   end
-  return (now_s + WINDOW_S + 1) * 1000
+  return (now_s + WINDOW_S) * 1000
 end
 
 local verdict = tonumber(ARGV[3])
@@ -144,11 +155,12 @@ if first == 0 then
 end
 redis.call('EXPIRE', KEYS[3], WINDOW_S + 2)
 if fresh then
-  redis.call('HSET', usage_key, 'e', epoch, 'n', used + cost, field, cost, 'c', 1)
+  redis.call('HSET', usage_key, 'e', epoch, 'n', used + cost, field, cost, bucket, cost, 'c', 1)
   redis.call('EXPIREAT', usage_key, end_s + tonumber(ARGV[16]))
 else
   redis.call('HINCRBY', usage_key, 'n', cost)
   redis.call('HINCRBY', usage_key, field, cost)
+  redis.call('HINCRBY', usage_key, bucket, cost)
   redis.call('HINCRBY', usage_key, 'c', 1)
 end
 redis.call('ZADD', KEYS[4], now_ms, usage_key)

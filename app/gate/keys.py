@@ -8,6 +8,10 @@
   the key turns out usable. Past the allowance the answer is 429 `too_many_invalid_keys`, before
   any query, so random keys cost Postgres at most that many queries per address per minute, and
   never evict real keys from the cache (they go to the separate negative map).
+* A rotated key carries its `expires_at` in the cached context: past it the key is refused (401)
+  against this instance's clock, cached or fresh, with no query. Rotation bumps the account's
+  policy version, so a context cached before it is reloaded on its next request (STALE), and
+  `expires_at` is set once and never moved, so a cached "expired" is never stale.
 * Concurrent misses for one key share one query (single flight). `reload` (after the gate script
   answers STALE) never joins a load that had already started when it was called: that load may
   have read the row before the change that made the cache stale.
@@ -38,7 +42,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import repository as accounts_repo
-from app.accounts.context import KeyContext
+from app.accounts.context import KeyContext, has_expired
 from app.core.apikeys import hash_key, looks_like_key
 from app.core.client_ip import UNKNOWN, limit_bucket
 from app.core.config import Settings
@@ -76,9 +80,31 @@ return {ok, ttl}
 )
 
 
+KEY_EXPIRED = (
+    "This API key has expired after it was rotated (its grace period is over); use the key that "
+    "replaced it."
+)
+ACCOUNT_SUSPENDED = "This account is suspended: none of its keys work; contact support."
+
+
 def usable(context: KeyContext | None) -> bool:
-    """A key that exists and is not revoked (a suspended key resolves: the gate answers 403)."""
-    return context is not None and context.key_status != "revoked"
+    """A key that exists, is not revoked and has not expired (a suspended key resolves: the gate
+    answers 403)."""
+    return context is not None and context.key_status != "revoked" and not context.expired(utcnow())
+
+
+def refusal(context: KeyContext | None) -> errors.InvalidApiKey:
+    """The 401 for an unusable key (saying so when a rotation's grace is over)."""
+    if context is not None and context.key_status != "revoked" and context.expired(utcnow()):
+        return errors.InvalidApiKey(KEY_EXPIRED)
+    return errors.InvalidApiKey()
+
+
+def refuse_unusable(context: KeyContext | None) -> KeyContext:
+    """The context of a usable key, else its 401."""
+    if context is None or not usable(context):
+        raise refusal(context)
+    return context
 
 
 class InvalidKeyLimiter:
@@ -155,33 +181,41 @@ class KeyResolver:
     async def resolve(
         self, session: AsyncSession, raw_key: str | None, client_ip: str
     ) -> tuple[str, KeyContext]:
-        """The key's hash and context; 401 missing/unknown/revoked, 429 past the allowance."""
+        """The key's hash and context; 401 missing/unknown/revoked/expired, 429 past the
+        allowance."""
         key_hash = self.key_hash(raw_key)
         cached = self.cache.get(key_hash)
         if isinstance(cached, KeyContext):
-            return key_hash, cached  # the warm path: no I/O here
+            return key_hash, refuse_unusable(cached)  # the warm path: the clock, no I/O
         if cached is None:  # known unusable: no query, but it spends the allowance
             await self.limiter.take(client_ip)
             raise errors.InvalidApiKey()
         return key_hash, await self._cold(session, key_hash, client_ip)
 
     async def reload(self, session: AsyncSession, key_hash: str) -> KeyContext | None:
-        """Load afresh (after STALE): joins only a reload that has not started its query yet."""
+        """Load afresh (after STALE): joins only a reload that has not started its query yet.
+
+        None for a key gone or revoked; 401 for one whose rotation's grace has just ended."""
         flight = self._flights.get(key_hash)
         if flight is not None and not flight.started and flight.client_ip is None:
             joined = await self._join(flight)
             if joined is not _LEADER_GONE:
-                return joined
-        return await self._start(session, key_hash, None).task  # ours: see the module docstring
+                return _unexpired(joined)
+        return _unexpired(await self._start(session, key_hash, None).task)  # ours: see above
 
     async def principal(
         self, session: AsyncSession, raw_key: str | None, client_ip: str
     ) -> tuple[ApiKey, Account, Plan]:
-        """The control plane's fresh read of a key, behind the same negative cache and allowance."""
+        """The control plane's fresh read of a key, behind the same negative cache and allowance.
+
+        401 for an expired key (no query when the cache already knows it), 403 `key_suspended`
+        for every key of a suspended account."""
         key_hash = self.key_hash(raw_key)
         cached = self.cache.get(key_hash)
         guarded = not isinstance(cached, KeyContext)
-        if guarded:
+        if isinstance(cached, KeyContext):
+            refuse_unusable(cached)  # a cached expiry is final: no query
+        else:
             await self.limiter.take(client_ip)  # 429 before any query
         if cached is None:
             raise errors.InvalidApiKey()
@@ -189,8 +223,12 @@ class KeyResolver:
         if row is None or row[0].status == "revoked":
             self.cache.put(key_hash, None)
             raise errors.InvalidApiKey()
+        if has_expired(row[0].expires_at, utcnow()):
+            raise errors.InvalidApiKey(KEY_EXPIRED)  # the allowance unit stays spent
         if guarded:
             await self.limiter.give(client_ip)
+        if row[1].status == "suspended":
+            raise errors.KeySuspended(ACCOUNT_SUSPENDED)
         return row
 
     async def matches_secret(self, raw_key: str, secret: str, client_ip: str) -> bool:
@@ -215,11 +253,9 @@ class KeyResolver:
             if joined is not None and usable(joined):
                 return joined
             await self.limiter.take(client_ip)  # our failure too (no query of ours)
-            raise errors.InvalidApiKey()
+            raise refusal(joined)
         context = await self._start(session, key_hash, client_ip).task  # ours: not shielded
-        if context is None or not usable(context):
-            raise errors.InvalidApiKey()  # the unit it took stays spent
-        return context
+        return refuse_unusable(context)  # if unusable, the unit it took stays spent
 
     @staticmethod
     async def _join(flight: _Flight) -> KeyContext | None | _LeaderGone:
@@ -255,6 +291,14 @@ class KeyResolver:
         if flight.client_ip is not None and usable(context):
             await self.limiter.give(flight.client_ip)
         return context
+
+
+def _unexpired(context: KeyContext | None) -> KeyContext | None:
+    """A reloaded context (None for a key gone or revoked), or the 401 of one whose grace ended
+    (e.g. rotated with grace 0 while cached here)."""
+    if usable(context) or context is None or context.key_status == "revoked":
+        return context
+    raise refusal(context)
 
 
 # Resolvers of this process; a key inserted through it drops its hash from their negative maps.

@@ -1,4 +1,4 @@
-"""Per-client-IP limits on the public endpoints (signup, plans), with `upstash-ratelimit`.
+"""Per-client-IP limits on the public endpoints (signup, plans, readiness): `upstash-ratelimit`.
 
 Its sliding-window limiter fits here: one identifier, one limit, rate 1 (its known bug of counting a
 denied request only bites with rate > 1). It only needs an object with the upstash-redis `eval`
@@ -49,6 +49,14 @@ class PublicLimiter:
             ),
             prefix=f"{prefix}:read",
         )
+        # Its own bucket: a monitor polling readiness never eats the address's `/v1/plans` budget.
+        self.ready = Ratelimit(
+            redis=redis_any,
+            limiter=SlidingWindow(
+                max_requests=settings.PUBLIC_REQUESTS_PER_IP_PER_MINUTE, window=60
+            ),
+            prefix=f"{prefix}:ready",
+        )
 
     def client_ip(self, request: Request) -> str:
         """The caller's address: proxy headers only as far as they are trusted (`client_ip`)."""
@@ -57,11 +65,15 @@ class PublicLimiter:
     async def check(self, limiter: Ratelimit, request: Request) -> None:
         """Raise 429 when this address is over the limit; apply the failure mode if Redis is out."""
         try:
-            result = await limiter.limit(limit_bucket(self.client_ip(request)))
+            await self.count(limiter, request)
         except RedisUnavailable as exc:
             if self.settings.RATE_LIMIT_FAILURE_MODE == "closed":
                 raise RateLimiterUnavailable() from exc
-            return
+
+    async def count(self, limiter: Ratelimit, request: Request) -> None:
+        """Count this request against its address: 429 when over the limit; `RedisUnavailable`
+        when Redis did not answer (the caller decides what that means)."""
+        result = await limiter.limit(limit_bucket(self.client_ip(request)))
         if not result.allowed:
             retry = max(1, math.ceil(result.reset - time.time()))
             raise TooManyFromThisAddress(

@@ -17,14 +17,20 @@ GATE = Script(CALENDAR_LUA + (Path(__file__).with_name("gate.lua")).read_text())
 # Give back what an admitted request counted when its handler did not succeed (only 2xx count).
 # The per-minute window keeps the request: it did load the service. Bumping the change counter
 # `c` keeps the hash dirty even if a roll-up snapshot taken before this refund is acknowledged.
+# The admission bucket decides: while it is open the refund takes the call out of every counter;
+# once the roll-up has settled (billed) the bucket it is gone, and the refund changes nothing, so
+# the call stays counted everywhere, /v1/usage, PostgreSQL and Stripe alike (returns 2). The
+# settle delay exceeds the longest request, so that happens only to a request that outlived it.
 # KEYS: 1 usage hash, 2 dirty (zset), 3 top board (zset)
-# ARGV: 1 epoch, 2 usage field, 3 cost, 4 account id
+# ARGV: 1 epoch, 2 usage field, 3 cost, 4 account id, 5 admission bucket field
 REFUND = Script(
     """
 if redis.call('HGET', KEYS[1], 'e') ~= ARGV[1] then return 0 end
+if not redis.call('HGET', KEYS[1], ARGV[5]) then return 2 end
 local cost = tonumber(ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'n', -cost)
 redis.call('HINCRBY', KEYS[1], ARGV[2], -cost)
+redis.call('HINCRBY', KEYS[1], ARGV[5], -cost)
 redis.call('HINCRBY', KEYS[1], 'c', 1)
 local t = redis.call('TIME')
 redis.call('ZADD', KEYS[2], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), KEYS[1])

@@ -23,7 +23,7 @@ from app.gate import errors
 from app.gate.cache import KeyCache
 from app.gate.decision import GateDecision
 from app.gate.headers import rate_limit_headers
-from app.gate.keys import KeyResolver
+from app.gate.keys import ACCOUNT_SUSPENDED, KeyResolver
 from app.gate.scripts import (
     ADMIT,
     FEATURE,
@@ -39,7 +39,7 @@ from app.gate.scripts import (
 from app.models import utcnow
 from app.redis.keys import RedisKeys
 from app.redis.port import RedisPort, RedisUnavailable
-from app.usage.period import current_period, month_bounds
+from app.usage.period import current_period, month_bounds, next_paid_period
 from app.usage.service import REQUEST_ID_RETENTION_MS
 
 logger = logging.getLogger("agentmall.gate")
@@ -50,7 +50,7 @@ USAGE_RETENTION_S = 40 * 86_400  # usage hashes outlive their period so the roll
 
 def plan_verdict(context: KeyContext, feature: str) -> int:
     """The plan gate, decided from the (freshness-checked) context."""
-    if context.key_status == "suspended":
+    if context.suspended:  # the key, or its whole account
         return SUSPENDED
     if feature not in context.plan.features:
         return FEATURE
@@ -168,6 +168,9 @@ class Gate:
     ) -> tuple[list[Any], GateDecision]:
         plan = context.plan
         paid_start, paid_end = context.paid_period_start, context.paid_period_end
+        upcoming_end = (
+            next_paid_period(paid_start, paid_end)[1] if paid_start and paid_end else None
+        )
         reply = await self.redis.run_script(
             GATE,
             [
@@ -197,6 +200,8 @@ class Gate:
                 request_id,
                 REQUEST_ID_RETENTION_MS,
                 context.account_id,
+                int(upcoming_end.timestamp()) if upcoming_end else 0,
+                self.settings.USAGE_BUCKET_SECONDS,
             ],
         )
         reply = list(reply)
@@ -215,6 +220,7 @@ class Gate:
             epoch=str(reply[6] or ""),
             usage_key=self.keys.usage(context.account_id, start),
             usage_field=str(reply[10] or ""),
+            usage_bucket=str(reply[11] or ""),
         )
         return reply, decision
 
@@ -223,7 +229,8 @@ class Gate:
         if status == ADMIT:
             return
         if status == SUSPENDED:
-            raise errors.KeySuspended()
+            suspended_account = decision.context.account_status == "suspended"
+            raise errors.KeySuspended(ACCOUNT_SUSPENDED if suspended_account else None)
         if status == FEATURE:
             raise errors.FeatureNotInPlan(upgrade_url=self._upgrade_url(decision))
         if status == PAYMENT:
@@ -268,14 +275,27 @@ class Gate:
         """Give back the quota an admitted request took when its handler did not succeed."""
         month_start = month_bounds(datetime.fromtimestamp(decision.now_ms / 1000, UTC))[0]
         try:
-            await self.redis.run_script(
+            refunded = await self.redis.run_script(
                 REFUND,
                 [
                     decision.usage_key,
                     self.keys.dirty,
                     self.keys.top(int(month_start.timestamp())),
                 ],
-                [decision.epoch, decision.usage_field, decision.cost, decision.context.account_id],
+                [
+                    decision.epoch,
+                    decision.usage_field,
+                    decision.cost,
+                    decision.context.account_id,
+                    decision.usage_bucket,
+                ],
             )
         except RedisUnavailable:
             logger.warning("refund of %s unit(s) failed: Redis unavailable", decision.cost)
+            return
+        if int(refunded) == 2:  # see REFUND: the request outlived USAGE_SETTLE_AFTER_SECONDS
+            logger.warning(
+                "a failed call of account %s answered after its usage bucket was billed: it stays "
+                "counted (raise USAGE_SETTLE_AFTER_SECONDS above the longest request)",
+                decision.context.account_id,
+            )

@@ -18,7 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.core.db import upsert_insert
-from app.models import BillingPeriod, MeterEvent, MeterReport, Plan, UsageRollup, utcnow
+from app.models import (
+    Account,
+    BillingPeriod,
+    MeterEvent,
+    MeterReport,
+    Plan,
+    UsageRollup,
+    utcnow,
+)
+from app.usage.repository import settled_units
 
 REPORTS: sa.Table = cast(Any, MeterReport).__table__
 EVENTS: sa.Table = cast(Any, MeterEvent).__table__
@@ -52,17 +61,10 @@ async def periods_owing(
     horizon: datetime,
     only: tuple[str, datetime] | None = None,
 ) -> list[PeriodUsage]:
-    """Started periods ending after `horizon` on a plan billed per call, whose overage exceeds
-    what was reported (`only`: just that (account, period start))."""
-    total = (
-        select(sa.func.coalesce(sa.func.sum(col(UsageRollup.count)), 0))
-        .where(
-            col(UsageRollup.account_id) == col(BillingPeriod.account_id),
-            col(UsageRollup.period_start) == col(BillingPeriod.period_start),
-        )
-        .correlate(BillingPeriod)
-        .scalar_subquery()
-    )
+    """Started periods ending after `horizon` on a plan billed per call, whose settled overage
+    exceeds what was reported (`only`: just that (account, period start))."""
+    # settled units only: a call still open to a refund is never billed (app/usage/service.py)
+    total = settled_units(col(BillingPeriod.account_id), col(BillingPeriod.period_start))
     reported = sa.func.coalesce(col(MeterReport.reported), 0)
     stmt = (
         sa.select(
@@ -221,3 +223,86 @@ async def count_unsent(session: AsyncSession) -> int:
     """Events waiting in the outbox."""
     stmt = select(sa.func.count()).select_from(EVENTS).where(EVENTS.c.sent_at.is_(None))
     return int(await session.scalar(stmt) or 0)
+
+
+@dataclass(frozen=True)
+class PeriodLedger:
+    """One paid period's billing figures as Postgres holds them (the founder's reconciliation)."""
+
+    account_id: str
+    email: str
+    plan_code: str
+    period_start: datetime
+    period_end: datetime
+    included_calls: int
+    billed_per_call: bool
+    rolled_up: int  # every rolled-up unit (settled or not yet)
+    settled: int  # what billing reads
+    reported: int  # overage handed to the outbox
+    accepted: int  # overage Stripe acknowledged
+    unsent: int  # overage in the outbox, not yet acknowledged
+    oldest_unsent: datetime | None
+    refused: int  # events Stripe refused (kept, retried daily)
+
+
+async def period_ledgers(
+    session: AsyncSession, *, now: datetime, ended_since: datetime, limit: int
+) -> list[PeriodLedger]:
+    """Paid periods that have started and end after `ended_since`, with their figures."""
+    bp = BillingPeriod
+    rolled = (
+        select(sa.func.coalesce(sa.func.sum(col(UsageRollup.count)), 0))
+        .where(
+            col(UsageRollup.account_id) == col(bp.account_id),
+            col(UsageRollup.period_start) == col(bp.period_start),
+        )
+        .scalar_subquery()
+    )
+
+    def events(value: Any, *conditions: Any) -> Any:
+        return (
+            select(value)
+            .where(
+                col(MeterEvent.account_id) == col(bp.account_id),
+                col(MeterEvent.period_start) == col(bp.period_start),
+                *conditions,
+            )
+            .scalar_subquery()
+        )
+
+    total = sa.func.coalesce(sa.func.sum(col(MeterEvent.value)), 0)
+    stmt = (
+        sa.select(
+            col(bp.account_id),
+            col(Account.email),
+            col(Account.plan_code),
+            col(bp.period_start),
+            col(bp.period_end),
+            col(Plan.included_calls),
+            sa.and_(col(Plan.hard_limit).is_(False), col(Plan.overage_cents_per_1000).is_not(None)),
+            rolled,
+            settled_units(col(bp.account_id), col(bp.period_start)),
+            sa.func.coalesce(col(MeterReport.reported), 0),
+            events(total, col(MeterEvent.sent_at).is_not(None)),
+            events(total, col(MeterEvent.sent_at).is_(None)),
+            events(sa.func.min(col(MeterEvent.created_at)), col(MeterEvent.sent_at).is_(None)),
+            events(
+                sa.func.count(),
+                col(MeterEvent.sent_at).is_(None),
+                col(MeterEvent.refused_at).is_not(None),
+            ),
+        )
+        .join(Account, col(Account.id) == col(bp.account_id))
+        .join(Plan, col(Plan.code) == col(bp.plan_code))
+        .outerjoin(
+            MeterReport,
+            sa.and_(
+                col(MeterReport.account_id) == col(bp.account_id),
+                col(MeterReport.period_start) == col(bp.period_start),
+            ),
+        )
+        .where(col(bp.period_start) <= now, col(bp.period_end) > ended_since)
+        .order_by(col(bp.period_start), col(bp.account_id))
+        .limit(limit)
+    )
+    return [PeriodLedger(*row) for row in (await session.execute(stmt)).all()]

@@ -16,6 +16,7 @@ class RedisKeys:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.dirty = f"{prefix}dirty"
+        self.rollup_due = f"{prefix}rollup:ran"  # set for USAGE_ROLLUP_INTERVAL_SECONDS by a run
 
     def account_version(self, account_id: str) -> str:
         return f"{self.prefix}v:a:{account_id}"

@@ -11,10 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from app.core.db import upsert_insert
-from app.models import Account, DegradedCall, UsageRollup
+from app.models import Account, DegradedCall, UsageRollup, UsageSettlement, utcnow
 
 DEGRADED_EPOCH = "pg"
 ROLLUPS: sa.Table = cast(Any, UsageRollup).__table__
+SETTLEMENTS: sa.Table = cast(Any, UsageSettlement).__table__
 DEGRADED: sa.Table = cast(Any, DegradedCall).__table__
 
 
@@ -35,6 +36,49 @@ async def write_snapshot(session: AsyncSession, rows: Sequence[dict[str, Any]]) 
         ),
         list(rows),
     )
+
+
+async def write_settlements(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Store settled totals read from Redis; an older snapshot never overwrites a newer one."""
+    if not rows:
+        return
+    stmt = upsert_insert(session, SETTLEMENTS)
+    table = SETTLEMENTS
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["account_id", "period_start", "epoch"],
+            set_={
+                "settled": stmt.excluded.settled,
+                "seq": stmt.excluded.seq,
+                "updated_at": stmt.excluded.updated_at,
+            },
+            where=table.c.seq <= stmt.excluded.seq,
+        ),
+        [{**row, "updated_at": utcnow()} for row in rows],
+    )
+
+
+def settled_units(account_id: Any, period_start: Any) -> Any:
+    """SQL for a period's settled units (what billing reads): the settled totals of every Redis
+    epoch plus the calls served while Redis was away and since settled into epoch "pg"."""
+    settled = (
+        select(sa.func.coalesce(sa.func.sum(col(UsageSettlement.settled)), 0))
+        .where(
+            col(UsageSettlement.account_id) == account_id,
+            col(UsageSettlement.period_start) == period_start,
+        )
+        .scalar_subquery()
+    )
+    degraded = (
+        select(sa.func.coalesce(sa.func.sum(col(UsageRollup.count)), 0))
+        .where(
+            col(UsageRollup.account_id) == account_id,
+            col(UsageRollup.period_start) == period_start,
+            col(UsageRollup.epoch) == DEGRADED_EPOCH,
+        )
+        .scalar_subquery()
+    )
+    return settled + degraded
 
 
 async def add_count(

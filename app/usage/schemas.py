@@ -24,6 +24,9 @@ class UsagePublic(BaseModel):
     percent: float
     overage: int
     requests_per_minute: int
+    # Units of calls admitted in the last minutes whose outcome can still refund them (a failed
+    # call is not billed): included in `used`, billed once settled (docs/billing.md).
+    provisional: int = 0
     by_endpoint: dict[str, int]
     daily: list[DayUsage]
 
@@ -34,6 +37,7 @@ class RollupResult(BaseModel):
     rows: int
     cleared: int
     settled: int = 0  # requests served while Redis was away, settled by request id
+    skipped: bool = False  # `rollup-usage-tick`: the interval had not passed yet
 
 
 class TopAccount(BaseModel):

@@ -5,21 +5,47 @@ from __future__ import annotations
 from app.redis.port import Script
 from app.usage.period import CALENDAR_LUA
 
-# Snapshot up to ARGV[1] dirty usage hashes: {member, score, {field, value, ...}} each.
+# Settle and snapshot dirty usage hashes, up to ARGV[1] of them from rank ARGV[2] of the dirty
+# set (oldest change first). Every admission is counted in its `<day>|<endpoint>` counter and in
+# its admission bucket `b:<start>` (ARGV[3] seconds wide), and a refund takes it out of both, so
+# a hash's settled units are its counters minus its open buckets. Settling closes every bucket
+# that ended more than ARGV[4] seconds ago by Redis's clock: it is deleted, and from then on no
+# refund can touch its units (REFUND finds no bucket), so the settled total only grows. Closing
+# is a change: it bumps `c`. A hash that has expired is snapshotted empty.
+# Returns {member, score, {field, value, ...}} each.
 ROLLUP_SNAPSHOT = Script(
     """
+local now_s = tonumber(redis.call('TIME')[1])
+local width, after = tonumber(ARGV[3]), tonumber(ARGV[4])
 local out = {}
-local members = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local first = tonumber(ARGV[2])
+local members = redis.call('ZRANGE', KEYS[1], first, first + tonumber(ARGV[1]) - 1, 'WITHSCORES')
 for i = 1, #members, 2 do
-  out[#out + 1] = {members[i], members[i + 1], redis.call('HGETALL', members[i])}
+  local key = members[i]
+  local flat = redis.call('HGETALL', key)
+  local closed = false
+  for j = 1, #flat, 2 do
+    local name = flat[j]
+    if string.sub(name, 1, 2) == 'b:' and tonumber(string.sub(name, 3)) + width + after <= now_s
+    then
+      redis.call('HDEL', key, name)
+      closed = true
+    end
+  end
+  if closed then
+    redis.call('HINCRBY', key, 'c', 1)
+    flat = redis.call('HGETALL', key)
+  end
+  out[#out + 1] = {key, members[i + 1], flat}
 end
 return out
 """
 )
 
 # After the snapshot is durable in Postgres: clear each dirty mark whose hash did not change
-# since. Every change (an admission, a refund) bumps the hash's counter `c`, so "unchanged" is
-# "same `c`": no clock is involved. A hash that had expired (no `c`) is snapshotted as "".
+# since. Every change (an admission, a refund, a fold) bumps the hash's counter `c`, so
+# "unchanged" is "same `c`": no clock is involved. A hash that had expired (no `c`) is snapshotted
+# as "". The caller leaves out hashes that still hold open buckets: they stay dirty until settled.
 # KEYS: 1 dirty (zset); ARGV: member, c, member, c, ...
 ROLLUP_ACK = Script(
     """
@@ -72,3 +98,12 @@ return {start, top}
 
 # A hash as a flat [field, value, ...] array, the same shape on every adapter and protocol.
 HGETALL = Script("return redis.call('HGETALL', KEYS[1])")
+
+# Several hashes at once (the founder's reconciliation): {{field, value, ...}, ...} in KEYS order.
+HGETALL_MANY = Script(
+    """
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('HGETALL', KEYS[i]) end
+return out
+"""
+)

@@ -1,21 +1,29 @@
 """Usage: what an account has used this period, and the durable roll-up of Redis counters.
 
 Redis holds, per account and period, one hash: `n` (units used, what the gate enforces), `e` (the
-hash's epoch id) and `<day>|<endpoint>` counters. The roll-up copies those absolute counters into
-`usage_rollups` (one row per account, period, day, endpoint and epoch), so running it twice writes
-the same numbers, and a Redis that loses its data starts a new epoch whose counts add to the old
-rows instead of overwriting them. A lost Redis loses only what was counted since the last roll-up.
+hash's epoch id), `<day>|<endpoint>` counters and the admission buckets `b:<start>` still open to
+refunds. The roll-up copies those absolute counters into `usage_rollups` (one row per account,
+period, day, endpoint and epoch), so running it twice writes the same numbers, and a Redis that
+loses its data starts a new epoch whose counts add to the old rows instead of overwriting them. A
+lost Redis loses only what was counted since the last roll-up.
+
+Billed means settled: the roll-up first closes the buckets no refund can reach any more (see
+`ROLLUP_SNAPSHOT`) and writes each hash's settled units (counters minus open buckets) into
+`usage_settlements`, which is all the metering flush reads. A hash with open buckets stays dirty,
+so a later roll-up settles them.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.config import Settings
 from app.core.db import Database
 from app.core.errors import AppError
 from app.models import Account, DegradedCall, Plan, utcnow
@@ -26,6 +34,7 @@ from app.usage.period import current_period, month_bounds
 from app.usage.schemas import DayUsage, RollupResult, TopAccount, TopAccounts, UsagePublic
 from app.usage.scripts import (
     HGETALL,
+    HGETALL_MANY,
     RESOLVE_DEGRADED,
     ROLLUP_ACK,
     ROLLUP_SNAPSHOT,
@@ -45,6 +54,11 @@ REQUEST_ID_RETENTION_MS = 15 * 60 * 1000
 
 def _pairs(flat: list[Any]) -> dict[str, str]:
     return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
+
+
+def open_units(fields: dict[str, str]) -> int:
+    """Units in a usage hash's admission buckets that are still open to refunds (provisional)."""
+    return sum(int(value) for name, value in fields.items() if name.startswith("b:"))
 
 
 def _counters(fields: dict[str, str]) -> dict[tuple[date, str], int]:
@@ -139,6 +153,7 @@ async def usage_view(
     except RedisUnavailable:
         logger.warning("usage shown from Postgres only: Redis unavailable")
     live_epoch = live.get("e")
+    provisional = open_units(live)
     for row in await repo.period_rows(session, account_id=account.id, period_start=start):
         if row.epoch != live_epoch:
             counts[(row.day, row.endpoint)] += row.count
@@ -166,9 +181,44 @@ async def usage_view(
         percent=round(100 * used / quota, 2) if quota else 0.0,
         overage=max(0, used - quota) if not plan.hard_limit else 0,
         requests_per_minute=plan.requests_per_minute,
+        provisional=provisional,
         by_endpoint=dict(sorted(by_endpoint.items())),
         daily=[DayUsage(date=d, count=by_day.get(d, 0)) for d in days],
     )
+
+
+@dataclass(frozen=True)
+class LiveCount:
+    """A period's units as the gate counts them now, and those still open to refunds."""
+
+    counted: int
+    provisional: int
+    live: bool  # False: Redis was unreachable, Postgres's figures only
+
+
+async def live_counts(
+    session: AsyncSession, redis: RedisPort, keys: RedisKeys, periods: list[tuple[str, datetime]]
+) -> dict[tuple[str, datetime], LiveCount]:
+    """`counted` as `/v1/usage` shows it (its `used`) for each (account, period start), in one
+    Redis command: Postgres's other epochs and unsettled degraded calls plus the live hash."""
+    hashes: list[Any] = []
+    try:
+        if periods:
+            hashes = await redis.run_script(
+                HGETALL_MANY, [keys.usage(a, p) for a, p in periods], []
+            )
+    except RedisUnavailable:
+        logger.warning("reconciliation from Postgres only: Redis unavailable")
+    out: dict[tuple[str, datetime], LiveCount] = {}
+    for index, (account_id, start) in enumerate(periods):
+        fields = _pairs(hashes[index] or []) if hashes else {}
+        epoch = fields.get("e")
+        rows = await repo.period_rows(session, account_id=account_id, period_start=start)
+        pending = await repo.period_degraded(session, account_id=account_id, period_start=start)
+        counted = sum(r.count for r in rows if r.epoch != epoch) + sum(c.units for c in pending)
+        counted += sum(_counters(fields).values())
+        out[(account_id, start)] = LiveCount(counted, open_units(fields), bool(hashes))
+    return out
 
 
 class UsageStoreUnavailable(AppError):
@@ -177,46 +227,111 @@ class UsageStoreUnavailable(AppError):
     default_message = "Redis is unreachable; the roll-up changed nothing and will run again."
 
 
-async def rollup(db: Database, redis: RedisPort, keys: RedisKeys) -> RollupResult:
-    """Settle degraded-mode requests, copy every dirty usage hash from Redis into Postgres, then
-    clear the dirty marks of the hashes that did not change meanwhile."""
+async def rollup(
+    db: Database, redis: RedisPort, keys: RedisKeys, settings: Settings
+) -> RollupResult:
+    """Settle degraded-mode requests, copy every dirty usage hash from Redis into Postgres (its
+    counts, and its settled units), then clear the dirty marks of the hashes that did not change
+    meanwhile and hold no open bucket."""
     try:
-        return await _rollup(db, redis, keys)
+        return await _rollup(db, redis, keys, settings)
     except RedisUnavailable as exc:  # nothing half-done: every step is safe to run again
         raise UsageStoreUnavailable() from exc
 
 
-async def _rollup(db: Database, redis: RedisPort, keys: RedisKeys) -> RollupResult:
+async def rollup_if_due(
+    db: Database, redis: RedisPort, keys: RedisKeys, settings: Settings
+) -> RollupResult:
+    """The roll-up, at most once per USAGE_ROLLUP_INTERVAL_SECONDS (one Redis command when not
+    due): the cron fires every minute, so the interval is a setting, not a schedule to edit."""
+    interval = settings.USAGE_ROLLUP_INTERVAL_SECONDS
+    try:
+        # 1 s short of the interval, so a tick arriving a moment early still finds it due
+        due = await redis.execute("SET", keys.rollup_due, "1", "NX", "EX", max(1, interval - 1))
+    except RedisUnavailable as exc:
+        raise UsageStoreUnavailable() from exc
+    if not due:
+        return RollupResult(job="rollup-usage", hashes=0, rows=0, cleared=0, skipped=True)
+    return await rollup(db, redis, keys, settings)
+
+
+async def rollup_before_billing(
+    db: Database, redis: RedisPort, keys: RedisKeys, settings: Settings
+) -> None:
+    """The roll-up a flush runs first; if Redis is away the flush still sends what is settled."""
+    try:
+        await rollup(db, redis, keys, settings)
+    except UsageStoreUnavailable:
+        logger.warning("flush without a fresh roll-up: Redis unavailable")
+
+
+def _snapshot_rows(
+    keys: RedisKeys, member: str, fields: dict[str, str]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The `usage_rollups` rows and the `usage_settlements` row of one usage hash snapshot."""
+    account_id, period = keys.parse_usage(member)
+    period_start = datetime.fromtimestamp(period, UTC)
+    seq = int(fields.get("c", 0))
+    counters = _counters(fields)
+    rows = [
+        {
+            "account_id": account_id,
+            "period_start": period_start,
+            "day": day,
+            "endpoint": endpoint,
+            "epoch": fields["e"],
+            "count": value,
+            "seq": seq,
+        }
+        for (day, endpoint), value in counters.items()
+    ]
+    settled = {
+        "account_id": account_id,
+        "period_start": period_start,
+        "epoch": fields["e"],
+        "settled": sum(counters.values()) - open_units(fields),
+        "seq": seq,
+    }
+    return rows, settled
+
+
+async def _rollup(
+    db: Database, redis: RedisPort, keys: RedisKeys, settings: Settings
+) -> RollupResult:
     settled = await settle_degraded(db, redis, keys)
-    hashes = rows_written = cleared = 0
+    hashes = rows_written = cleared = kept = 0
     for _ in range(ROLLUP_MAX_BATCHES):
-        snapshot = await redis.run_script(ROLLUP_SNAPSHOT, [keys.dirty], [ROLLUP_BATCH])
+        snapshot = await redis.run_script(
+            ROLLUP_SNAPSHOT,
+            [keys.dirty],
+            [
+                ROLLUP_BATCH,
+                kept,
+                settings.USAGE_BUCKET_SECONDS,
+                settings.USAGE_SETTLE_AFTER_SECONDS,
+            ],
+        )
         if not snapshot:
             break
         rows: list[dict[str, Any]] = []
+        settlements: list[dict[str, Any]] = []
         acks: list[Any] = []
         for member, _score, flat in snapshot:
             fields = _pairs(flat or [])
-            acks += [member, fields.get("c", "")]
+            if any(name.startswith("b:") for name in fields):
+                kept += 1  # open buckets: stays dirty (and ahead in the set) until they settle
+            else:
+                acks += [member, fields.get("c", "")]
             if "e" not in fields:  # expired hash: nothing left to copy
                 continue
-            account_id, period = keys.parse_usage(str(member))
-            period_start = datetime.fromtimestamp(period, UTC)
-            for (day, endpoint), value in _counters(fields).items():
-                rows.append(
-                    {
-                        "account_id": account_id,
-                        "period_start": period_start,
-                        "day": day,
-                        "endpoint": endpoint,
-                        "epoch": fields["e"],
-                        "count": value,
-                        "seq": int(fields.get("c", 0)),
-                    }
-                )
+            hash_rows, settlement = _snapshot_rows(keys, str(member), fields)
+            rows += hash_rows
+            settlements.append(settlement)
         async with db.unit() as session:
             await repo.write_snapshot(session, rows)
-        cleared += int(await redis.run_script(ROLLUP_ACK, [keys.dirty], acks))
+            await repo.write_settlements(session, settlements)
+        if acks:
+            cleared += int(await redis.run_script(ROLLUP_ACK, [keys.dirty], acks))
         hashes += len(snapshot)
         rows_written += len(rows)
         if len(snapshot) < ROLLUP_BATCH:

@@ -27,6 +27,7 @@ STRIPE_BASE = "https://stripe.test"
 WEBHOOK_SECRET = "whsec_test_0123456789abcdef"
 MONTHLY_PRICE = "price_agentmall_monthly"
 METERED_PRICE = "price_agentmall_overage"
+BUCKET_S, SETTLE_S = 1, 1  # usage settles seconds after a call, so a test can flush it
 PERIOD_START = (int(time.time()) // 86_400 - 1) * 86_400  # a paid period that contains now
 
 
@@ -41,6 +42,8 @@ def settings(
         STRIPE_SECRET_KEY="sk_test_agentmall0123456789",
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         STRIPE_API_BASE=STRIPE_BASE,
+        USAGE_BUCKET_SECONDS=BUCKET_S,
+        USAGE_SETTLE_AFTER_SECONDS=SETTLE_S,
     )
 
 

@@ -3,6 +3,7 @@ Stripe's own shapes and webhooks signed by Stripe's own signing code."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -10,7 +11,7 @@ import respx
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
 
-from tests.billing.conftest import STRIPE_BASE, FakeSubscriptions, deliver
+from tests.billing.conftest import BUCKET_S, SETTLE_S, STRIPE_BASE, FakeSubscriptions, deliver
 from tests.conftest import CRON_SECRET
 from tests.support import stripe_objects as so
 from tests.support.factories import key_headers, make_account, make_products, set_plan
@@ -75,6 +76,9 @@ async def test_free_to_pro_to_past_due_to_free(
 
     stripe_api.post(f"{STRIPE_BASE}/v1/billing/meter_events").mock(side_effect=meter_event)
     assert (await client.get("/v1/internal/cron/rollup-usage", headers=CRON)).status_code == 200
+    assert (await client.get("/v1/internal/cron/flush-usage", headers=CRON)).json()["planned"] == 0
+    assert sent == []  # the calls are still open to refunds: nothing billed yet
+    await asyncio.sleep(BUCKET_S + SETTLE_S + 1)  # their admission buckets settle
     for _ in range(2):
         flushed = await client.get("/v1/internal/cron/flush-usage", headers=CRON)
         assert flushed.status_code == 200, flushed.text

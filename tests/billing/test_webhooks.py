@@ -238,26 +238,3 @@ async def test_a_contract_plan_set_by_the_founder_survives_an_old_subscription_e
     invoice = so.invoice(customer="cus_e", subscription=sub["id"])
     assert (await deliver(hooks, so.event("invoice.paid", invoice))).status_code == 200
     assert (await _account(account_id))["plan_code"] == "enterprise"
-
-
-async def test_two_paid_subscriptions_keep_the_account_on_pro_until_both_end(
-    client: AsyncClient, hooks: AsyncClient, subscriptions: FakeSubscriptions
-) -> None:
-    """Review finding: two Checkout Sessions paid; cancelling the first dropped to free."""
-    account_id, _ = await make_account(client)
-    first = subscriptions.put(customer="cus_2x", account_id=account_id)
-    second = subscriptions.put(customer="cus_2x", account_id=account_id)
-    await deliver(hooks, _sub_event("created", first))
-    outcome = (await deliver(hooks, _sub_event("created", second))).json()["outcome"]
-    assert outcome == "other_subscription"
-    ended = subscriptions.put(
-        customer="cus_2x", account_id=account_id, status="canceled", sid=first["id"]
-    )
-    await deliver(hooks, _sub_event("deleted", ended))
-    account = await _account(account_id)
-    assert account["plan_code"] == "pro" and account["stripe_subscription_id"] == second["id"]
-    gone = subscriptions.put(
-        customer="cus_2x", account_id=account_id, status="canceled", sid=second["id"]
-    )
-    await deliver(hooks, _sub_event("deleted", gone))
-    assert (await _account(account_id))["plan_code"] == "free"

@@ -12,12 +12,17 @@ from httpx import AsyncClient
 
 from tests.conftest import database_url
 from tests.inventory.helpers import FEED, follow, sync
-from tests.support.factories import key_headers, make_account, make_products
+from tests.support.factories import key_headers, make_account, make_products, set_plan
 
 
 @pytest.fixture
 async def key(client: AsyncClient) -> str:
+    """A Pro key whose per-minute limit a test's polling never reaches. The feed serves a change
+    only once every older transaction of the PostgreSQL cluster has ended, so while another run
+    on the shared server holds one open, `follow` polls (up to 10 s, 20 a second): past Pro's
+    120 a minute that answered 429 and failed the test. The limit itself is the gate tests'."""
     _, api_key = await make_account(client, plan="pro")
+    await set_plan(client, "pro", requests_per_minute=100_000)
     return api_key
 
 

@@ -177,7 +177,17 @@ class Ledger:
     async def use(
         self, paid: Paid, units: int, *, day: int = 0, endpoint: str = "products", epoch: str = "e1"
     ) -> None:
-        """Roll up `units` more calls (as the roll-up cron would, into one day/endpoint row)."""
+        """Roll up and settle `units` more calls (as the roll-up cron would, into one
+        day/endpoint row and the epoch's settled total, which is what the flush bills)."""
+        if epoch != "pg":
+            await self.conn.execute(
+                "INSERT INTO usage_settlements (account_id, period_start, epoch, settled, seq, "
+                "updated_at) VALUES ($1, $2, $3, $4, 1, now()) "
+                "ON CONFLICT (account_id, period_start, epoch) DO UPDATE SET "
+                "settled = usage_settlements.settled + EXCLUDED.settled, "
+                "seq = usage_settlements.seq + 1",
+                paid.account_id, paid.start, epoch, units,
+            )  # fmt: skip
         await self.conn.execute(
             "INSERT INTO usage_rollups (account_id, period_start, day, endpoint, epoch, count, "
             "seq) VALUES ($1, $2, $3, $4, $5, $6, 1) "

@@ -715,6 +715,43 @@ _EVENT: dict[str, Any] = {
 }
 
 
+_INVOICE_PAYMENT: dict[str, Any] = {
+    "amount_paid": None,
+    "amount_requested": 1112626247,
+    "created": 1028554472,
+    "currency": "currency",
+    "id": "obj_123",
+    "invoice": "invoice",
+    "is_default": True,
+    "livemode": True,
+    "object": "invoice_payment",
+    "payment": {"type": "payment_intent"},
+    "status": "status",
+    "status_transitions": {"canceled_at": None, "paid_at": None},
+}
+
+_REFUND: dict[str, Any] = {
+    "amount": 100,
+    "balance_transaction": None,
+    "charge": "ch_1PgafuB7WZ01zgkWXYmPNZs8",
+    "created": 1234567890,
+    "currency": "usd",
+    "destination_details": {"card": {"type": "reversal"}, "type": "card"},
+    "id": "re_1Pgc72B7WZ01zgkWqPvrRrPE",
+    "metadata": {},
+    "object": "refund",
+    "payment_intent": None,
+    "reason": None,
+    "receipt_number": None,
+    "source_transfer_reversal": None,
+    "status": "succeeded",
+    "transfer_reversal": None,
+    "customer": None,
+    "customer_account": None,
+    "payment_method": None,
+}
+
+
 def _make(base: dict[str, Any], prefix: str, overrides: dict[str, Any]) -> dict[str, Any]:
     obj = copy.deepcopy(base)
     obj["id"] = f"{prefix}_{secrets.token_hex(8)}" if prefix else obj.get("id")
@@ -756,6 +793,15 @@ def subscription(**overrides: Any) -> dict[str, Any]:
 
 def invoice(**overrides: Any) -> dict[str, Any]:
     return _make(_INVOICE, "in", overrides)
+
+
+def invoice_payment(**overrides: Any) -> dict[str, Any]:
+    """An invoice's payment (API 2025-03-31+: invoices no longer carry `charge`/`payment_intent`)."""
+    return _make(_INVOICE_PAYMENT, "inpay", overrides)
+
+
+def refund(**overrides: Any) -> dict[str, Any]:
+    return _make(_REFUND, "re", overrides)
 
 
 def portal_session(**overrides: Any) -> dict[str, Any]:
