@@ -182,7 +182,7 @@ async def usage_view(
         overage=max(0, used - quota) if not plan.hard_limit else 0,
         requests_per_minute=plan.requests_per_minute,
         provisional=provisional,
-        by_endpoint=dict(sorted(by_endpoint.items())),
+        by_endpoint={e: n for e, n in sorted(by_endpoint.items()) if n},  # refunded: gone
         daily=[DayUsage(date=d, count=by_day.get(d, 0)) for d in days],
     )
 
