@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
+from app.accounts import plans as plans_service
 from app.accounts import service
 from app.accounts.schemas import (
     AccountPublic,
@@ -43,7 +44,9 @@ async def signup(
 async def plans(request: Request, session: SessionDep, services: ServicesDep) -> PlanList:
     """The plans on offer, from the plans table."""
     await services.public_limiter.check(services.public_limiter.read, request)
-    return PlanList(data=[service.plan_public(p) for p in await service.list_plans(session)])
+    return PlanList(
+        data=[plans_service.plan_public(p) for p in await plans_service.list_plans(session)]
+    )
 
 
 @router.get("/account", response_model=AccountPublic)

@@ -24,20 +24,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import repository as repo
+from app.accounts.plans import PlanNotFound, plan_public
 from app.accounts.schemas import (
     AccountPublic,
     KeyCreated,
     KeyPublic,
     KeyRotated,
     PeriodPublic,
-    PlanPublic,
-    PlanUpdate,
 )
 from app.accounts.versions import PolicyVersions
 from app.core.apikeys import display_prefix, generate_key, hash_key
 from app.core.errors import AppError, Conflict, NotFound
-from app.core.features import MAX_COST
-from app.models import Account, ApiKey, Plan, new_id, utcnow
+from app.models import Account, ApiKey, new_id, utcnow
 from app.usage.period import current_period
 
 FREE_PLAN = "free"
@@ -105,16 +103,6 @@ class SuspendedKeyFrozen(AppError):
     )
 
 
-class PlanConflict(Conflict):
-    code = "plan_conflict"
-    default_message = "Another request changed this plan at the same moment; retry."
-
-
-class PlanNotFound(NotFound):
-    code = "plan_not_found"
-    default_message = "No plan with this code."
-
-
 class AccountNotFound(NotFound):
     code = "account_not_found"
     default_message = "No account with this id."
@@ -130,10 +118,6 @@ def normalise_email(raw: str) -> str:
         return unicodedata.normalize("NFKC", normalized).casefold()
     except EmailNotValidError as exc:
         raise InvalidEmail(f"That is not a valid email address: {exc}") from exc
-
-
-def plan_public(plan: Plan) -> PlanPublic:
-    return PlanPublic.model_validate(plan, from_attributes=True)
 
 
 def key_public(key: ApiKey) -> KeyPublic:
@@ -322,62 +306,6 @@ async def bump_account(session: AsyncSession, versions: PolicyVersions, account_
     """Bump the account's policy version; published once the unit of work commits."""
     version = await repo.bump_account_version(session, account_id)
     versions.account_after_commit(session, account_id, version)
-
-
-async def list_plans(session: AsyncSession) -> Sequence[Plan]:
-    return await repo.list_plans(session, public_only=True)
-
-
-class PlanUnusable(AppError):
-    status_code = 422
-    code = "plan_unusable"
-    default_message = "The plan's limits are below the cost of one call of its own features."
-
-
-def _check_usable(plan: Plan) -> None:
-    """Refuse a plan that could never serve one call of a feature it sells."""
-    ceiling = plan.requests_per_minute
-    if plan.hard_limit:
-        ceiling = min(ceiling, plan.included_calls)
-    unusable = sorted(f for f in plan.features if MAX_COST.get(f, 1) > ceiling)
-    if unusable:
-        costs = ", ".join(f"{f} costs up to {MAX_COST[f]}" for f in unusable)
-        raise PlanUnusable(
-            f"One call of {costs} units, more than this plan allows "
-            f"({plan.requests_per_minute} per minute"
-            + (f", {plan.included_calls} per month" if plan.hard_limit else "")
-            + "): raise the limits or drop the feature.",
-            features=unusable,
-            requests_per_minute=plan.requests_per_minute,
-        )
-
-
-async def upsert_plan(
-    session: AsyncSession, versions: PolicyVersions, *, code: str, update: PlanUpdate
-) -> Plan:
-    """Create or change a plan; every account on it sees the change on its next request."""
-    changes = update.model_dump(exclude_unset=True)
-    plan = await repo.get_plan(session, code, for_update=True)
-    if plan is None:
-        missing = {"name", "included_calls", "requests_per_minute"} - changes.keys()
-        if missing:
-            raise AppError(
-                f"A new plan needs {', '.join(sorted(missing))}.", missing=sorted(missing)
-            )
-        plan = Plan(code=code, **changes)
-        plan.version = 1
-    else:
-        for field, value in changes.items():
-            setattr(plan, field, value)
-        plan.version += 1
-    _check_usable(plan)
-    plan.updated_at = utcnow()
-    try:
-        await repo.add(session, plan)
-    except IntegrityError as exc:  # another request created the same plan a moment ago
-        raise PlanConflict() from exc
-    versions.plan_after_commit(session, code, plan.version)
-    return plan
 
 
 async def set_account_plan(

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from fastapi.exceptions import RequestValidationError
 
+from app.accounts import plans
 from app.accounts import service as accounts
 from app.accounts.schemas import (
     AccountPlanUpdate,
@@ -97,8 +98,8 @@ async def put_plan(
 ) -> PlanPublic:
     """Create or change a plan; every account on it sees the change on its next request."""
     _same_code(code, body)
-    plan = await accounts.upsert_plan(session, services.versions, code=code, update=body)
-    return accounts.plan_public(plan)
+    plan = await plans.upsert_plan(session, services.versions, code=code, update=body)
+    return plans.plan_public(plan)
 
 
 @router.put("/accounts/{account_id}/plan")
