@@ -162,9 +162,12 @@ class UsageSettlement(SQLModel, table=True):
 
 
 class DegradedCall(SQLModel, table=True):
-    """A request served while Redis was unreachable (fail-open), kept by request id until the
-    roll-up settles it: if the gate script did count it in Redis after all (its reply was only
-    late), the row is dropped; otherwise its units move into `usage_rollups` (epoch "pg")."""
+    """A request the gate could not settle with Redis (its answer never came), kept by request id
+    until the roll-up settles it. Served and successful (`units` > 0): if the gate script did
+    count it in Redis after all (its reply was only late), the row is dropped; otherwise its units
+    move into `usage_rollups` (epoch "pg"). Failed or refused (a void, `units` < 0): if the script
+    did count it, the same negative units go to epoch "pg" (the failed call is taken back before
+    its admission bucket can be billed); otherwise the row is dropped."""
 
     __tablename__ = "degraded_calls"
 

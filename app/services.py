@@ -44,7 +44,7 @@ class Services:
         self.client_ip = ClientIP.from_settings(self.settings)
         cache = KeyCache(self.settings.KEY_CACHE_TTL_SECONDS)
         resolver = KeyResolver(self.settings, self.redis, self.keys, cache)
-        self.gate = Gate(self.settings, self.redis, self.keys, resolver)
+        self.gate = Gate(self.settings, self.redis, self.keys, resolver, db=self.db)
         self.public_limiter = PublicLimiter(self.settings, self.redis, self.client_ip)
         self.search = engine_for(self.settings.SEARCH_ENGINE)
 

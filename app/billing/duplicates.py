@@ -16,7 +16,9 @@ and the cancel leaves our comment on the subscription. A webhook that fails afte
 (Stripe down at the refund: 502, rolled back, retried by Stripe) finds the subscription cancelled
 by us with no incident recorded, so it skips the cancel, sends the same refund again (Stripe
 replays it: one refund) and records the incident. Once that row is committed (unique per
-subscription), later deliveries find it and call Stripe no more.
+subscription), later deliveries find it and call Stripe no more, except while its refund says
+`nothing_paid`: a first payment still processing (a bank debit) when the duplicate was cancelled
+is refunded by the event that reports it paid.
 """
 
 from __future__ import annotations
@@ -40,9 +42,12 @@ COMMENT = "AgentMall: a second subscription of one account, cancelled and refund
 REFUNDABLE = ("payment_intent", "charge")  # what an invoice payment points at
 
 
+NOTHING_PAID = "nothing_paid"  # so far: a payment still processing is refunded once it is paid
+
+
 @dataclass
 class Refunds:
-    status: str = "nothing_paid"
+    status: str = NOTHING_PAID
     ids: list[str] = field(default_factory=list)
     amount: int = 0
     currency: str | None = None
@@ -72,10 +77,42 @@ async def keep_one(
     keep = live[0] if live else None
     unfinished = [s for s in subscriptions if cancelled_by_us(s)]
     for duplicate in [*live[1:], *unfinished]:
-        if await repo.incident_exists(session, KIND, str(duplicate["id"])):
-            continue  # handled and recorded by an earlier delivery
-        await _cancel_and_refund(session, client, account, duplicate, keep, event_id)
+        incident = await repo.find_incident(session, KIND, str(duplicate["id"]))
+        if incident is None:
+            await _cancel_and_refund(session, client, account, duplicate, keep, event_id)
+        elif incident.refund_status == NOTHING_PAID and cancelled_by_us(duplicate):
+            await _refund_late(session, client, account, duplicate, incident)
     return keep
+
+
+async def _refund_late(
+    session: AsyncSession,
+    client: stripe.StripeClient,
+    account: Account,
+    duplicate: dict[str, Any],
+    incident: BillingIncident,
+) -> None:
+    """A duplicate cancelled while its first payment was still processing (bank debits) had
+    nothing to refund then; its later events (`invoice.paid`) refund what has been paid since."""
+    refunds = await _refund(client, duplicate, account.id)
+    if refunds.status == NOTHING_PAID:
+        return
+    await repo.set_incident_refund(
+        session,
+        incident.id,
+        status=refunds.status,
+        amount=refunds.amount,
+        currency=refunds.currency,
+        ids=refunds.ids,
+    )
+    logger.warning(
+        "account %s: duplicate subscription %s was paid after its cancellation: refund %s %s %s",
+        account.id,
+        duplicate["id"],
+        refunds.status,
+        refunds.amount,
+        refunds.currency or "",
+    )
 
 
 async def _cancel_and_refund(

@@ -70,13 +70,21 @@ class BillingLimiter:
         self.client_ip = client_ip
         self.prefix = f"{settings.REDIS_KEY_PREFIX}bill:"
 
-    async def check(self, account_id: str) -> None:
-        """Count one billing request, or raise 429 (and apply the failure mode if Redis is out)."""
+    async def check(self, account_id: str, *, keyless: bool = False) -> None:
+        """Count one billing request, or raise 429 (and apply the failure mode if Redis is out).
+
+        `keyless`: a follow of a one-click link. Those count in a budget of their own, so link
+        scanners or an agent retrying a link in a notice can never lock the owner out of their
+        own Checkout or Portal."""
         limits = (
             self.settings.BILLING_REQUESTS_PER_ACCOUNT_PER_HOUR,
             self.settings.BILLING_REQUESTS_PER_IP_PER_HOUR,
         )
-        keys = [f"{self.prefix}a:{account_id}", f"{self.prefix}ip:{limit_bucket(self.client_ip)}"]
+        scope = "link" if keyless else "a"
+        keys = [
+            f"{self.prefix}{scope}:{account_id}",
+            f"{self.prefix}ip:{limit_bucket(self.client_ip)}",
+        ]
         member = secrets.token_hex(8)  # two requests in one millisecond are two entries
         try:
             reply = await self.redis.run_script(

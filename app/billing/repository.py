@@ -168,14 +168,33 @@ async def has_suspended_key(session: AsyncSession, account_id: str) -> bool:
 # -- incidents ------------------------------------------------------------------------------------
 
 
-async def incident_exists(session: AsyncSession, kind: str, subscription_id: str) -> bool:
+async def find_incident(
+    session: AsyncSession, kind: str, subscription_id: str
+) -> BillingIncident | None:
     result = await session.execute(
-        select(BillingIncident.id).where(
+        select(BillingIncident).where(
             col(BillingIncident.kind) == kind,
             col(BillingIncident.subscription_id) == subscription_id,
         )
     )
-    return result.first() is not None
+    return result.scalars().first()
+
+
+async def set_incident_refund(
+    session: AsyncSession,
+    incident_id: str,
+    *,
+    status: str,
+    amount: int,
+    currency: str | None,
+    ids: list[str],
+) -> None:
+    """Record a refund made after the incident (a payment that completed later)."""
+    await session.execute(
+        sa.update(INCIDENTS)
+        .where(INCIDENTS.c.id == incident_id)
+        .values(refund_status=status, refunded_amount=amount, currency=currency, refund_ids=ids)
+    )
 
 
 async def add_incident(session: AsyncSession, incident: BillingIncident) -> bool:

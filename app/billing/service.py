@@ -106,7 +106,7 @@ async def follow_upgrade_link(
 ) -> str:
     """Where a signed upgrade link leads: the account's open Checkout Session, else a new one."""
     account_id, plan = _verified(settings, token, UPGRADE_CONTEXT)
-    await limiter.check(account_id)
+    await limiter.check(account_id, keyless=True)
     account = await _linked_account(session, account_id)
     # An upgrade link opens Checkout and nothing else: once the account pays, it answers 409.
     return await _checkout(session, client, settings, account=account, plan=plan)
@@ -121,7 +121,7 @@ async def follow_manage_link(
 ) -> str:
     """Where a signed manage link (a 402's `billing_portal_url`) leads: the Customer Portal."""
     account_id, _ = _verified(settings, token, MANAGE_CONTEXT)
-    await limiter.check(account_id)
+    await limiter.check(account_id, keyless=True)
     return await _portal(client, settings, await _linked_account(session, account_id))
 
 

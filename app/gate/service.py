@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.context import KeyContext
 from app.accounts.versions import PolicyVersions
 from app.core.config import Settings
+from app.core.db import Database
 from app.core.links import manage_url, upgrade_url
 from app.gate import errors
 from app.gate.cache import KeyCache
@@ -39,6 +40,7 @@ from app.gate.scripts import (
 from app.models import utcnow
 from app.redis.keys import RedisKeys
 from app.redis.port import RedisPort, RedisUnavailable
+from app.usage import service as usage_service
 from app.usage.period import current_period, month_bounds, next_paid_period
 from app.usage.service import REQUEST_ID_RETENTION_MS
 
@@ -66,8 +68,10 @@ class Gate:
         redis: RedisPort,
         keys: RedisKeys,
         resolver: KeyResolver | None = None,
+        db: Database | None = None,
     ) -> None:
         self.settings = settings
+        self.db = db  # where a refused call the gate may have counted is voided (closed mode)
         self.redis = redis
         self.keys = keys
         if resolver is None:
@@ -99,7 +103,7 @@ class Gate:
                 context = await self._repair(session, key_hash, context, reply)
                 reply, decision = await self._run(context, feature, endpoint, cost, request_id)
         except RedisUnavailable:
-            return self._degraded(context, feature, endpoint, cost, request_id)
+            return await self._degraded(context, feature, endpoint, cost, request_id)
         self._raise_for(reply[0], decision)
         return decision
 
@@ -260,13 +264,23 @@ class Gate:
         """A signed one-click link that opens Checkout for this account (no key needed)."""
         return upgrade_url(self.settings, decision.context.account_id)
 
-    def _degraded(
+    async def _degraded(
         self, context: KeyContext, feature: str, endpoint: str, cost: int, request_id: str
     ) -> GateDecision:
         """Redis is unreachable: refuse (closed) or serve on the cached context (open)."""
-        if self.settings.RATE_LIMIT_FAILURE_MODE == "closed":
-            raise errors.RateLimiterUnavailable()
         decision = self._fallback_decision(context, endpoint, cost, request_id)
+        if self.settings.RATE_LIMIT_FAILURE_MODE == "closed":
+            if self.db is not None:  # the script may have counted it, its answer lost: void it
+                await usage_service.record_degraded(
+                    self.db,
+                    request_id=request_id,
+                    account_id=context.account_id,
+                    period_start=decision.period_start,
+                    usage_field=decision.usage_field,
+                    units=-cost,
+                )
+                self.unsettled = True
+            raise errors.RateLimiterUnavailable()
         decision.degraded = True
         self._raise_for(plan_verdict(context, feature), decision)
         return decision

@@ -43,7 +43,9 @@ def _usage(periods: sa.CTE) -> sa.Subquery:
     """Units per account in its current period: roll-ups plus unsettled degraded calls."""
     units = sa.union_all(
         sa.select(ROLLUPS.c.account_id, ROLLUPS.c.period_start, ROLLUPS.c["count"].label("n")),
-        sa.select(DEGRADED.c.account_id, DEGRADED.c.period_start, DEGRADED.c.units.label("n")),
+        sa.select(
+            DEGRADED.c.account_id, DEGRADED.c.period_start, DEGRADED.c.units.label("n")
+        ).where(DEGRADED.c.units > 0),  # a void (failed call) counts only once settled
     ).subquery("units")
     on_period = sa.and_(
         units.c.account_id == periods.c.account_id, units.c.period_start == periods.c.period_start

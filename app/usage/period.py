@@ -33,16 +33,27 @@ def _add_months(moment: datetime, months: int, anchor_day: int) -> datetime:
 def next_paid_period(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     """The period after [start, end) in the same billing cycle, as Stripe would compute it.
 
-    Monthly (or n-monthly) cycles keep their anchor day, clamped to short months: an anchor on
-    the 31st gives Jan 31 → Feb 28 → Mar 31. Of two consecutive period bounds one always falls on
-    the anchor day itself (two consecutive months never both have fewer days than it), so the
-    anchor is the larger of the two days. Cycles shorter than a month (days, weeks) repeat their
-    length."""
+    * Whole months apart (monthly, yearly, ...): the same number of months again, on the cycle's
+      anchor day clamped to short months (Jan 31 → Feb 28 → Mar 31). Of two consecutive bounds
+      one always falls on the anchor day itself (two consecutive months never both have fewer
+      days than it), so the anchor is the larger of the two days.
+    * Whole days or weeks (daily and weekly cycles): the same length again.
+    * Anything else is a prorated first period ending on the billing anchor: a month from its
+      end, on its end's day.
+    """
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     months = (end.year - start.year) * 12 + end.month - start.month
-    if months <= 0 or end.time() != start.time():
-        return end, end + (end - start)
-    return end, _add_months(end, months, max(start.day, end.day))
+    anchor = max(start.day, end.day)
+    if months > 0 and _add_months(start, months, anchor) == end:
+        return end, _add_months(end, months, anchor)
+    length = end - start
+    if (
+        length.seconds == 0
+        and length.microseconds == 0
+        and (length.days == 1 or length.days % 7 == 0)
+    ):
+        return end, end + length
+    return end, _add_months(end, 1, end.day)
 
 
 def current_period(

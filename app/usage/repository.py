@@ -123,6 +123,7 @@ async def rolled_up_total(session: AsyncSession, *, account_id: str, period_star
         .where(
             col(DegradedCall.account_id) == account_id,
             col(DegradedCall.period_start) == period_start,
+            col(DegradedCall.units) > 0,  # a void counts only once settled (Redis may not have)
         )
         .scalar_subquery()
     )
@@ -158,6 +159,7 @@ async def period_degraded(
         select(DegradedCall).where(
             col(DegradedCall.account_id) == account_id,
             col(DegradedCall.period_start) == period_start,
+            col(DegradedCall.units) > 0,  # a void counts only once settled (Redis may not have)
         )
     )
     return result.scalars().all()

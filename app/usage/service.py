@@ -124,7 +124,9 @@ async def settle_degraded(db: Database, redis: RedisPort, keys: RedisKeys) -> in
                         "degraded call %s settled after Redis forgot its ids: kept in Postgres",
                         call.request_id,
                     )
-                if not int(in_redis):
+                # a success (units > 0) counts unless Redis did; a void (a failed call, units < 0)
+                # takes back what Redis counted, and nothing if it did not
+                if bool(int(in_redis)) == (call.units < 0):
                     await repo.add_count(
                         session,
                         account_id=call.account_id,

@@ -234,3 +234,22 @@ async def test_a_checkout_waiting_on_stripe_holds_no_lock_on_the_account(
     assert time.monotonic() - started < 1.0  # not queued behind the Stripe call
     response = await pending
     assert response.status_code == 200 and response.json()["url"] != first
+
+
+async def test_link_scanners_never_lock_the_owner_out_of_checkout(
+    app: FastAPI, tight: AsyncClient, bootstrapped: None, stripe_api: respx.MockRouter
+) -> None:
+    """Keyless follows of an account's links count in a budget of their own (per account and per
+    address): scanners spending it leave the owner's own Checkout and Portal calls alone."""
+    fake = FakeCheckout(stripe_api)
+    account_id, key = await make_account(tight)
+    link = upgrade_token(app.state.services.settings, account_id)
+    statuses = []
+    for n in range(4):  # scanners, each from its own address
+        scanner = {"X-Forwarded-For": f"198.51.100.{20 + n}"}
+        response = await tight.get("/v1/billing/upgrade", params={"token": link}, headers=scanner)
+        statuses.append(response.status_code)
+    assert statuses == [303, 303, 303, 429]  # the links' own budget (3 an hour) is spent
+    owner = await _checkout(tight, key, ip="198.51.100.40")
+    assert owner.status_code == 200, owner.text
+    assert fake.route.call_count == 1  # and still one session

@@ -239,3 +239,30 @@ async def test_a_recorded_period_follows_the_founders_plan(
     )
     await conn.close()
     assert [r["plan_code"] for r in rows] == ["pro", "enterprise"]
+
+
+async def test_a_duplicate_paid_after_its_cancellation_is_refunded_when_the_payment_lands(
+    client: AsyncClient,
+    hooks: AsyncClient,
+    subscriptions: FakeSubscriptions,
+    refunds: FakeRefunds,
+) -> None:
+    """A bank debit still processing when the duplicate is cancelled: nothing to refund yet; the
+    `invoice.paid` that reports it later refunds it (once), and the incident says so."""
+    account_id, _ = await make_account(client)
+    older, newer, intent = _two_paid(subscriptions, refunds, account_id, "cus_debit")
+    processing = refunds.payments.pop(newer["latest_invoice"])  # not paid yet
+    await deliver(hooks, so.event("customer.subscription.created", older))
+    await deliver(hooks, so.event("customer.subscription.created", newer))
+    assert refunds.cancelled == [newer["id"]] and refunds.refunded == []
+    incident = await _row("SELECT * FROM billing_incidents WHERE subscription_id = $1", newer["id"])
+    assert incident["refund_status"] == "nothing_paid"
+
+    refunds.payments[newer["latest_invoice"]] = processing  # the debit lands
+    paid = so.invoice(customer="cus_debit", subscription=newer["id"])
+    for _ in range(2):  # and a redelivery refunds nothing more
+        assert (await deliver(hooks, so.event("invoice.paid", paid))).status_code == 200
+    [refund] = refunds.refunded
+    assert refund["payment_intent"] == intent and refund["amount"] == 4900
+    incident = await _row("SELECT * FROM billing_incidents WHERE subscription_id = $1", newer["id"])
+    assert incident["refund_status"] == "refunded" and incident["refunded_amount"] == 4900

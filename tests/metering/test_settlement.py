@@ -186,6 +186,10 @@ async def test_calls_in_the_renewal_gap_count_in_the_next_period_and_are_billed(
         ("2028-01-29T00:00", "2028-02-29T00:00", "2028-03-29T00:00"),
         ("2026-01-31T00:00", "2027-01-31T00:00", "2028-01-31T00:00"),  # yearly
         ("2026-01-01T00:00", "2026-01-08T00:00", "2026-01-15T00:00"),  # weekly
+        ("2026-01-28T00:00", "2026-02-04T00:00", "2026-02-11T00:00"),  # weekly, across a month
+        ("2026-01-31T00:00", "2026-02-01T00:00", "2026-02-02T00:00"),  # daily, across a month
+        ("2026-01-15T00:00", "2026-02-01T00:00", "2026-03-01T00:00"),  # prorated, anchor the 1st
+        ("2026-11-06T04:05", "2026-12-07T04:05", "2027-01-07T04:05"),  # monthly, 31 days
     ],
 )
 def test_the_next_period_follows_the_billing_cycle(start: str, end: str, expected: str) -> None:
