@@ -1,4 +1,4 @@
-"""Fixtures for billing through the real app: settlement buckets of 1 s that settle 3 s after
+"""Fixtures for billing through the real app: settlement buckets of 1 s that settle 5 s after
 they close (so a test waits seconds, not minutes), the fake Stripe meter behind respx, and a
 direct PostgreSQL connection for seeding and reading the ledgers."""
 

@@ -3,7 +3,7 @@
 The gate counts a call when it admits it and refunds it if the handler fails. These tests run real
 traffic through the app (real PostgreSQL, real Redis, both Redis adapters) with the roll-up and the
 flush racing it, and compare what the fake Stripe meter accepted with the true overage. Buckets
-are 1 s wide and settle 3 s after they close, so a test waits seconds, not minutes.
+are 1 s wide and settle 5 s after they close, so a test waits seconds, not minutes.
 """
 
 from __future__ import annotations
