@@ -136,7 +136,18 @@ async def list_keys(session: AsyncSession, account_id: str, *, now: datetime) ->
 
 
 async def get_key(session: AsyncSession, key_id: str) -> ApiKey | None:
-    return await session.get(ApiKey, key_id)
+    return await session.get(ApiKey, key_id, populate_existing=True)
+
+
+async def suspended_key_ids(session: AsyncSession, account_id: str) -> list[str]:
+    """The account's suspended keys, expired ones included: a suspension lasts until the founder
+    lifts it, not until the key's rotation grace ends."""
+    result = await session.execute(
+        select(col(ApiKey.id)).where(
+            col(ApiKey.account_id) == account_id, col(ApiKey.status) == "suspended"
+        )
+    )
+    return list(result.scalars().all())
 
 
 async def set_key_status(session: AsyncSession, key: ApiKey, status: str) -> None:

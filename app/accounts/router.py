@@ -26,7 +26,9 @@ public = APIRouter(
     prefix="/v1", tags=["public"], responses=error_responses(409, 413, 422, 429, 503)
 )
 router = APIRouter(
-    prefix="/v1", tags=["account"], responses=error_responses(401, 403, 404, 409, 413, 422)
+    prefix="/v1",
+    tags=["account"],
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
 )
 
 

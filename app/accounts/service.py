@@ -175,7 +175,7 @@ async def list_keys(session: AsyncSession, account: Account) -> Sequence[ApiKey]
 async def create_key(session: AsyncSession, account_id: str, *, name: str | None) -> KeyCreated:
     """A new key for the account (plaintext shown once), counted under the account's lock."""
     account, live = await _locked_keys(session, account_id, utcnow())
-    _check_may_mint(account, live)
+    await _check_may_mint(session, account)
     if len(live) >= MAX_LIVE_KEYS:
         raise KeyLimitReached()
     key, plaintext = _new_key(account_id, name)
@@ -212,7 +212,7 @@ async def rotate_key(
     _check_may_change(account, old)
     if old.expires_at is not None:  # its end is set once: a cached expiry is never stale
         raise KeyAlreadyRotated(expires_at=old.expires_at.isoformat())
-    _check_may_mint(account, live)
+    await _check_may_mint(session, account)
     if grace_seconds > 0 and len(live) >= MAX_LIVE_KEYS:  # both keys live during the grace
         raise KeyLimitReached(
             f"An account can hold at most {MAX_LIVE_KEYS} live keys, and during its grace the "
@@ -237,8 +237,10 @@ async def set_key_suspended(
     found = await repo.get_key(session, key_id)
     if found is None:
         raise KeyNotFound()
-    _, live = await _locked_keys(session, found.account_id, utcnow())
-    key = _live_key(live, key_id)
+    await _locked_keys(session, found.account_id, utcnow())
+    key = await repo.get_key(session, key_id)  # re-read under the account's lock
+    if key is None or key.status == "revoked":
+        raise KeyNotFound()  # an expired key can still be suspended or lifted: it is not gone
     status = "suspended" if suspended else "active"
     if key.status != status:
         await repo.set_key_status(session, key, status)
@@ -293,11 +295,11 @@ def _check_may_change(account: Account, key: ApiKey) -> None:
         raise SuspendedKeyFrozen()
 
 
-def _check_may_mint(account: Account, live: Sequence[ApiKey]) -> None:
-    """A suspended account, or one holding a suspended key, gets no new key."""
+async def _check_may_mint(session: AsyncSession, account: Account) -> None:
+    """A suspended account, or one holding a suspended key (expired or not), gets no new key."""
     if account.status == "suspended":
         raise AccountSuspended()
-    suspended = [key.id for key in live if key.status == "suspended"]
+    suspended = await repo.suspended_key_ids(session, account.id)
     if suspended:
         raise AccountHasSuspendedKey(suspended_keys=suspended)
 

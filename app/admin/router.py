@@ -27,7 +27,9 @@ from app.usage import service as usage
 from app.usage.schemas import TopAccounts
 
 router = APIRouter(
-    prefix="/v1/admin", tags=["admin"], responses=error_responses(400, 401, 403, 404, 409, 413, 422)
+    prefix="/v1/admin",
+    tags=["admin"],
+    responses=error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
 )
 
 PlanCode = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]

@@ -47,6 +47,14 @@ class AlreadySubscribed(Conflict):
     default_message = "This account already has a paid subscription; manage it in the portal."
 
 
+class PlanAssignedByFounder(Conflict):
+    code = "plan_assigned_by_founder"
+    default_message = (
+        "This account is on a plan the founder assigned (a contract); it cannot be changed "
+        "through Checkout. Contact support to change it."
+    )
+
+
 class AccountSuspended(AppError):
     status_code = 403
     code = "account_suspended"

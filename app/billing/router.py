@@ -34,7 +34,7 @@ LimiterDep = Annotated[BillingLimiter, Depends(_limiter)]
 router = APIRouter(
     prefix="/v1/billing",
     tags=["billing"],
-    responses=error_responses(400, 401, 403, 409, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 409, 422, 429, 502, 503),
 )
 
 RETURN_MESSAGES = {
@@ -65,9 +65,13 @@ async def checkout(
 
 
 @router.post("/portal", response_model=BillingUrl)
-async def portal(principal: PrincipalDep, services: ServicesDep, limiter: LimiterDep) -> BillingUrl:
+async def portal(
+    principal: PrincipalDep, session: SessionDep, services: ServicesDep, limiter: LimiterDep
+) -> BillingUrl:
     """A Stripe Customer Portal session to manage the subscription; 409 if it never existed."""
-    url = await _service().portal(services.stripe, services.settings, limiter, principal.account)
+    url = await _service().portal(
+        session, services.stripe, services.settings, limiter, principal.account
+    )
     return BillingUrl(url=url)
 
 
@@ -106,7 +110,9 @@ async def stripe_return(status: Literal["success", "cancel", "portal"]) -> Retur
 
 
 admin_router = APIRouter(
-    prefix="/v1/admin/billing", tags=["admin"], responses=error_responses(400, 401, 403, 422)
+    prefix="/v1/admin/billing",
+    tags=["admin"],
+    responses=error_responses(400, 401, 403, 422, 429, 503),
 )
 
 AccountFilter = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,40}$")]

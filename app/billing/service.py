@@ -30,6 +30,7 @@ from app.billing.errors import (
     InvalidUpgradeLink,
     KeySuspended,
     NoSubscription,
+    PlanAssignedByFounder,
     PlanNotPurchasable,
     StripeUnavailable,
 )
@@ -41,6 +42,9 @@ from app.models import Account, CheckoutSession, utcnow
 logger = logging.getLogger("agentmall.billing")
 
 PURCHASABLE = frozenset({"pro"})
+# Plans Checkout may move an account from: a plan the founder assigned (a contract) stands, and
+# Stripe events never change it, so paying for Pro would buy nothing.
+SOLD_PLANS = frozenset({"free", "pro"})
 # Stripe's longest session life (24 h from its creation), less a minute so a clock a little ahead
 # of Stripe's is not refused: one session serves every checkout and link click of a day.
 CHECKOUT_TTL_S = 24 * 3600 - 60
@@ -87,6 +91,7 @@ async def checkout(
 
 
 async def portal(
+    session: AsyncSession,
     client: stripe.StripeClient | None,
     settings: Settings,
     limiter: BillingLimiter,
@@ -94,7 +99,7 @@ async def portal(
 ) -> str:
     """The URL of a Customer Portal session; 409 for an account that never paid."""
     await limiter.check(account.id)
-    return await _portal(client, settings, account)
+    return await _portal(session, client, settings, account)
 
 
 async def follow_upgrade_link(
@@ -122,7 +127,7 @@ async def follow_manage_link(
     """Where a signed manage link (a 402's `billing_portal_url`) leads: the Customer Portal."""
     account_id, _ = _verified(settings, token, MANAGE_CONTEXT)
     await limiter.check(account_id, keyless=True)
-    return await _portal(client, settings, await _linked_account(session, account_id))
+    return await _portal(session, client, settings, await _linked_account(session, account_id))
 
 
 def _verified(settings: Settings, token: str, context: bytes) -> tuple[str, str]:
@@ -159,6 +164,8 @@ async def _checkout(
         raise PlanNotPurchasable(f"The plan {plan!r} cannot be bought through Checkout.", plan=plan)
     stripe_client = client_or_503(client)
     await _refuse_suspended(session, account, keys=True)
+    if account.plan_code not in SOLD_PLANS:
+        raise PlanAssignedByFounder(plan=account.plan_code)
     if account.stripe_subscription_id and account.subscription_status in LIVE_STATUSES:
         raise AlreadySubscribed()
     ids = await repo.get_settings(session)
@@ -222,10 +229,11 @@ async def _create_checkout(
     return url
 
 
-async def _portal(client: stripe.StripeClient | None, settings: Settings, account: Account) -> str:
+async def _portal(
+    session: AsyncSession, client: stripe.StripeClient | None, settings: Settings, account: Account
+) -> str:
     stripe_client = client_or_503(client)
-    if account.status == "suspended":
-        raise AccountSuspended()
+    await _refuse_suspended(session, account, keys=True)
     if not account.stripe_customer_id or not account.stripe_subscription_id:
         raise NoSubscription()
     try:

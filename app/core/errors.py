@@ -84,7 +84,8 @@ _DESCRIPTIONS = {
     409: "Conflict",
     413: "Body too large",
     422: "Validation failed (the fields are named)",
-    429: "Per-minute window or monthly quota exhausted",
+    429: "Rate limited: per-minute window, monthly quota, or too many failed key lookups",
+    502: "Stripe unreachable or failing (nothing changed; retry)",
     503: "Rate limiter unavailable (RATE_LIMIT_FAILURE_MODE=closed)",
 }
 

@@ -28,7 +28,7 @@ router = APIRouter(
 admin_router = APIRouter(
     prefix="/v1/admin/inventory",
     tags=["admin"],
-    responses=error_responses(400, 401, 403, 409, 413, 422),
+    responses=error_responses(400, 401, 403, 409, 413, 422, 429, 503),
 )
 
 ChangesGate = Annotated[GateDecision, Depends(gate("inventory.sync", "inventory.changes"))]

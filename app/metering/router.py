@@ -10,7 +10,7 @@ from app.metering import reconcile as service
 from app.metering.reconcile import Reconciliation
 
 router = APIRouter(
-    prefix="/v1/admin/billing", tags=["admin"], responses=error_responses(401, 403, 429)
+    prefix="/v1/admin/billing", tags=["admin"], responses=error_responses(401, 403, 429, 503)
 )
 
 

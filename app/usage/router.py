@@ -9,7 +9,7 @@ from app.deps import PrincipalDep, ServicesDep, SessionDep
 from app.usage import service
 from app.usage.schemas import UsagePublic
 
-router = APIRouter(prefix="/v1", tags=["usage"], responses=error_responses(401, 403))
+router = APIRouter(prefix="/v1", tags=["usage"], responses=error_responses(401, 403, 429, 503))
 
 
 @router.get("/usage", response_model=UsagePublic)

@@ -103,13 +103,14 @@ async def subscribed_endpoints(
     session: AsyncSession, event_type: str, account_id: str | None
 ) -> list[str]:
     """Ids of the enabled endpoints subscribed to `event_type` (one account's, or everyone's) whose
-    account's plan still includes `webhooks` (a downgraded account's endpoints fall silent)."""
+    account's plan still includes `webhooks` (a downgraded account's endpoints fall silent) and
+    which is not suspended (the founder's suspension stops its events too)."""
     accounts, plans = Account.__table__, Plan.__table__  # type: ignore[attr-defined]
     query = (
         sa.select(E.c.id, E.c.event_types, plans.c.features)
         .join(accounts, accounts.c.id == E.c.account_id)
         .join(plans, plans.c.code == accounts.c.plan_code)
-        .where(E.c.enabled.is_(True))
+        .where(E.c.enabled.is_(True), accounts.c.status != "suspended")
     )
     if account_id is not None:
         query = query.where(E.c.account_id == account_id)
