@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from app.catalog.cursor import CursorCodec, Position
 from app.catalog.search import repository
-from app.catalog.search.repository import Filters, Spec
+from app.catalog.search.common import Filters, Spec
 from app.catalog.search.service import binding_of
 from app.core.config import Settings
 from app.core.errors import InvalidCursor

@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.search.repository import SEARCH_WORK_MEM, PostgresText, SqliteText
+from app.catalog.search.postgres import SEARCH_WORK_MEM, PostgresText
 from app.catalog.search.service import rebuild_vocabulary
+from app.catalog.search.sqlite import SqliteText
 from app.catalog.search.text import Term, fold, parse, similarity, words
 from tests.conftest import database_url
 from tests.support.factories import key_headers, make_account, make_products

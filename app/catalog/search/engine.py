@@ -15,7 +15,8 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.search import repository as repo
-from app.catalog.search.repository import FacetCounts, Row, Spec
+from app.catalog.search.common import Row, Spec
+from app.catalog.search.repository import FacetCounts
 from app.catalog.search.text import ParsedQuery
 
 

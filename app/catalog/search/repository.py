@@ -1,10 +1,12 @@
-"""All search SQL, for PostgreSQL (tsvector, GIN, pg_trgm) and SQLite (FTS5).
+"""All search SQL that is the same on both databases, and the choice of backend.
 
-The two backends differ only in how a parsed query becomes a match condition and a score
-(`PostgresText`, `SqliteText`); filters, sorts, keyset pages, counts, facets and categories are
-shared SQLAlchemy Core. Ranking is bounded on both: relevance is computed for a capped candidate
-set (`Spec.candidates`), counts and facets stop at `COUNT_CAP` rows, and PostgreSQL statements
-run under a statement timeout (`STATEMENT_TIMEOUT_MS`).
+`backend_for` picks PostgreSQL (`app/catalog/search/postgres.py`: tsvector, GIN, pg_trgm) or
+SQLite (`app/catalog/search/sqlite.py`: FTS5) by the session's dialect. The two differ only in how
+a parsed query becomes a match condition and a score (`TextBackend`, app/catalog/search/common.py,
+where the filters are built too); ranking, sorts, keyset pages, counts, facets, categories and the
+word list are shared SQLAlchemy Core, here. Ranking is bounded on both: relevance is computed for
+a capped candidate set (`Spec.candidates`), counts and facets stop at `COUNT_CAP` rows, and
+PostgreSQL statements run under a statement timeout (`STATEMENT_TIMEOUT_MS`).
 """
 
 from __future__ import annotations
@@ -12,130 +14,44 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, NamedTuple, cast
-from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import visitors
 
-from app.catalog.search.text import ParsedQuery, Term, overlap, trigrams
-from app.core.db import upsert_insert
-from app.models import Inventory, Product
-
-PRODUCTS: sa.Table = cast(Any, Product).__table__
-INVENTORY: sa.Table = cast(Any, Inventory).__table__
-BRAND = sa.literal_column("products.brand", sa.String)
-GTIN = sa.literal_column("products.gtin", sa.String)
-STOCK = sa.func.coalesce(INVENTORY.c.quantity, 0)
-WORDS = sa.table("search_words", sa.column("word", sa.String), sa.column("ndoc", sa.Integer))
-# SQLite: what a tier needs of each FTS match, beside its rowid (migration 0008)
-FACTS = sa.table(
-    "product_search_ids",
-    sa.column("id", sa.Integer),
-    sa.column("sku", sa.String),
-    sa.column("price_cents", sa.Integer),
-    sa.column("category", sa.String),
-    sa.column("brand", sa.String),
-    sa.column("name_length", sa.Integer),
-    sa.column("created_at", sa.DateTime),
-)
-FTS = sa.table("products_fts", sa.column("rowid", sa.Integer))
-ATTRIBUTE_VALUES = sa.table(
-    "product_attribute_values",
-    sa.column("name", sa.String),
-    sa.column("value", sa.types.NullType),
-    sa.column("sku", sa.String),
-)
-
-
-@dataclass(frozen=True)
-class Fields:
-    """Where the filterable and rankable facts of a product are read from."""
-
-    sku: Any
-    category: Any
-    price_cents: Any
-    brand: Any
-    created_at: Any
-    name_length: Any
-
-
-PRODUCT_FIELDS = Fields(
-    PRODUCTS.c.sku,
-    PRODUCTS.c.category,
-    PRODUCTS.c.price_cents,
+from app.catalog.search.common import (
     BRAND,
-    PRODUCTS.c.created_at,
-    sa.func.length(PRODUCTS.c.name),
+    INVENTORY,
+    PRODUCT_FIELDS,
+    PRODUCTS,
+    WORDS,
+    Filters,
+    Row,
+    Spec,
+    TextBackend,
+    filter_conditions,
+    product_source,
+    tier_columns,
 )
-FACT_FIELDS = Fields(
-    FACTS.c.sku,
-    FACTS.c.category,
-    FACTS.c.price_cents,
-    FACTS.c.brand,
-    FACTS.c.created_at,
-    FACTS.c.name_length,
-)
+from app.catalog.search.postgres import PostgresText
+from app.catalog.search.sqlite import SqliteText
+from app.catalog.search.text import ParsedQuery
+from app.core.db import upsert_insert
 
-SEARCH_CONFIG = "am_search"
+GTIN = sa.literal_column("products.gtin", sa.String)
 EXACT_SCORE = 1000.0  # an exact SKU or GTIN match ranks above every text match
 # Counting stops here: a common word's first 1,000 matches are found by reading a few thousand
 # rows in any order, where 10,000 would need its whole posting list (measured: bench/RESULTS.md).
 COUNT_CAP = 1000
-STATEMENT_TIMEOUT_MS = 3000
-# A filtered tier ANDs two bitmaps (a common word's 112k postings with a category's price range at
-# 1M products); at PostgreSQL's default 4MB they turn lossy and ~27k rows are re-checked, ~25 %
-# of the statement (bench/RESULTS.md). Per search transaction, per bitmap or sort node.
-SEARCH_WORK_MEM = "16MB"
 STOCK_CHUNKS = 3  # ordered chunks a stock-filtered listing reads before one filtered statement
-SIMILARITY_THRESHOLD = 0.3  # pg_trgm's default `%` threshold
 PRICE_BANDS = (0, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000)  # cents
 MAX_BRAND_FACETS = 20
 _GTIN = re.compile(r"^(\d{8,14}|\d{9}X)$")  # GTIN-8/12/13/14, ISBN-10 (check digit X)
-_PREPARED = "search_prepared"
 _RANKING = "search_ranking"
-
-
-@dataclass(frozen=True)
-class AttributeCondition:
-    name: str
-    op: str  # eq, gt, gte, lt, lte
-    value: str | int | float | bool
-
-
-@dataclass(frozen=True)
-class Filters:
-    categories: tuple[str, ...] = ()  # slugs
-    brands: tuple[str, ...] = ()
-    price_min: int | None = None
-    price_max: int | None = None
-    in_stock: bool | None = None
-    attributes: tuple[AttributeCondition, ...] = ()
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One search: what to match, how to filter and order, where to continue, how many."""
-
-    query: ParsedQuery | None
-    filters: Filters
-    sort: str  # relevance, price_asc, price_desc, newest, sku
-    after: tuple[Any, ...] | None = None  # the last row's sort key
-    limit: int = 20
-    candidates: int = 1000  # relevance: only this many best matches are ranked and paged
-
-
-@dataclass(frozen=True)
-class Row:
-    product: dict[str, Any]
-    stock: int
-    score: float | None
 
 
 def _sku_lookup(query: ParsedQuery) -> tuple[str, str | None]:
@@ -150,435 +66,9 @@ def _exact(query: ParsedQuery) -> sa.ColumnElement[bool]:
     return sa.or_(condition, GTIN == gtin) if gtin else condition
 
 
-def _tier_columns(fields: Fields, sort: str) -> tuple[Any, ...]:
-    """What a tier row carries after (sku, base score): name length, then `_facts`."""
-    created = fields.created_at if sort == "newest" else sa.null()
-    return fields.name_length, fields.price_cents, created, fields.category, fields.brand
-
-
-class TextBackend:
-    """How a parsed query matches and scores products on one database."""
-
-    # the tiers leave out each other's matches (`ranking` then reads at most its limit in all)
-    disjoint_tiers = False
-
-    def tier_selects(
-        self, query: ParsedQuery, filters: Filters, sort: str
-    ) -> Iterator[sa.Select[Any]]:
-        """The text matches of `query` (filters applied) in tiers, strongest first, as rows of
-        (sku, base score, `_tier_columns`) without a LIMIT, built as they are read (a common
-        word fills the first one); see `ranking`."""
-        raise NotImplementedError
-
-    def attribute_text(self, name: str) -> sa.ColumnElement[Any]:
-        raise NotImplementedError
-
-    def attribute_number(self, name: str) -> sa.ColumnElement[Any]:
-        raise NotImplementedError
-
-    def attribute_is(self, name: str, value: bool) -> sa.ColumnElement[bool]:
-        """The attribute is the JSON boolean `value`."""
-        indexed = self.attribute_equals(name, value)
-        if indexed is not None:
-            return indexed
-        return self.attribute_text(name) == ("true" if value else "false")
-
-    def attribute_equals(self, name: str, value: Any) -> sa.ColumnElement[bool] | None:
-        """The attribute is the JSON value `value` (a number or boolean), if the backend has an
-        index for it (None: compare by `attribute_text` / `attribute_number`)."""
-        return None
-
-    def attribute_number_skus(self, name: str, op: str, value: int | float) -> Any:
-        """The SKUs whose attribute compares to the number `value` by `op` (for `eq`: the
-        number, or the same digits as a string), from an index of attribute values; None
-        where the backend has none."""
-        return None
-
-    def attribute_text_candidates(self, name: str, value: str) -> Any:
-        """SKUs including every product whose text attribute equals `value` in any case (more
-        may be included: the exact test follows), from an index; None where there is none."""
-        return None
-
-    def lower(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        """Lowercase in SQL as Python's `str.lower` does."""
-        return sa.func.lower(value)
-
-    async def prepare(self, session: AsyncSession) -> None:
-        """Per-transaction settings (PostgreSQL: the statement timeout)."""
-
-    async def similar_words(
-        self, session: AsyncSession, words: Sequence[str]
-    ) -> dict[str, list[tuple[str, float, int]]]:
-        raise NotImplementedError
-
-
-# Per-field documents (migration 0007), GIN-indexed: "all words in the name" / "in the brand and
-# category" are answered from their own index (or a cheap scan), where the weighted `search_doc`
-# made PostgreSQL re-read every row with the words anywhere to check their weights.
-NAME_DOC: sa.ColumnElement[Any] = sa.literal_column("products.name_doc")
-LABELS_DOC: sa.ColumnElement[Any] = sa.literal_column("products.labels_doc")
-ATTRIBUTES_JSONB: sa.ColumnElement[Any] = sa.literal_column("(products.attributes::jsonb)")
-
-
-class PostgresText(TextBackend):
-    doc: sa.ColumnElement[Any] = sa.literal_column("products.search_doc")
-
-    @staticmethod
-    def tsquery_text(query: ParsedQuery, weight: str = "", *, positive: bool = False) -> str:
-        """`to_tsquery` input: every word quoted (they are alphanumeric), never a syntax error.
-
-        `weight` ("A", "AB", …) restricts the positive words to those fields; `positive` leaves
-        the excluded words out (they are checked by the match itself)."""
-        text = " & ".join(
-            "(" + " | ".join(_weighted(t, weight) for t in c) + ")" for c in query.clauses
-        )
-        if not positive:
-            for t in query.excluded:
-                text += " & !" + _weighted(t, "")
-        return text
-
-    def _tsquery(
-        self, query: ParsedQuery, weight: str = "", *, positive: bool = False
-    ) -> sa.ColumnElement[Any]:
-        return sa.func.to_tsquery(
-            sa.literal_column(f"'{SEARCH_CONFIG}'::regconfig"),
-            sa.bindparam(None, self.tsquery_text(query, weight, positive=positive), type_=sa.Text),
-        )
-
-    def tier_selects(
-        self, query: ParsedQuery, filters: Filters, sort: str
-    ) -> Iterator[sa.Select[Any]]:
-        where = _filters(self, filters)
-        columns = _tier_columns(PRODUCT_FIELDS, sort)
-        for condition, base in self._tiers(query):
-            yield (
-                sa.select(PRODUCTS.c.sku, base, *columns)
-                .select_from(_from(where))
-                .where(condition, *where)
-            )
-
-    def _tiers(self, query: ParsedQuery) -> Iterator[tuple[sa.ColumnElement[bool], Any]]:
-        # One condition per tier, each on one document, so the planner's estimate is the
-        # word's own frequency (two conditions multiply as if independent: "laptop" in name and
-        # labels was estimated at 1,455 rows of 73,004, and read through two 70k-row bitmaps
-        # instead of a short scan). Every row gets its full score from its flags.
-        positive = self._tsquery(query, positive=True)
-        unwanted = [self.doc.op("@@")(self._tsquery(query))] if query.excluded else []
-        in_name = NAME_DOC.op("@@")(positive)
-        in_labels = LABELS_DOC.op("@@")(positive)
-
-        def within(weights: str) -> sa.ColumnElement[Any]:
-            return _flag(self.doc.op("@@")(self._tsquery(query, weights, positive=True)))
-
-        score = 1 + 8 * _flag(in_name) + 4 * _flag(in_labels) + 2 * within("AB") + within("ABC")
-        yield sa.and_(in_name, *unwanted), score
-        yield sa.and_(in_labels, *unwanted), score
-        yield self.doc.op("@@")(self._tsquery(query)), score
-
-    def attribute_text(self, name: str) -> sa.ColumnElement[Any]:
-        return PRODUCTS.c.attributes.op("->>")(sa.literal(name, sa.Text))
-
-    def attribute_equals(self, name: str, value: Any) -> sa.ColumnElement[bool] | None:
-        # containment on `ix_products_attributes` (jsonb_path_ops); jsonb compares numbers by
-        # value, so {"size": 10} also finds 10.0
-        return ATTRIBUTES_JSONB.op("@>")(
-            sa.cast(sa.literal(json.dumps({name: value}), sa.Text), JSONB)
-        )
-
-    def attribute_number(self, name: str) -> sa.ColumnElement[Any]:
-        value = PRODUCTS.c.attributes.op("->")(sa.literal(name, sa.Text))
-        return sa.case(
-            (
-                sa.func.json_typeof(value) == "number",
-                sa.cast(self.attribute_text(name), sa.Numeric),
-            ),
-            else_=sa.null(),
-        )
-
-    async def prepare(self, session: AsyncSession) -> None:
-        """Once per transaction (the settings end with it): the statement timeout, memory for
-        exact bitmaps, and scans that read a table from its start, so a tier's LIMIT takes the
-        same rows on every page (a synchronized scan joins another one midway; parallel workers
-        interleave rows)."""
-        if session.in_transaction() and session.info.get(_PREPARED) is session.get_transaction():
-            return
-        await session.execute(
-            sa.text(
-                "SELECT set_config('statement_timeout', :timeout, true),"
-                " set_config('work_mem', :work_mem, true),"
-                " set_config('synchronize_seqscans', 'off', true),"
-                " set_config('max_parallel_workers_per_gather', '0', true)"
-            ),
-            {"timeout": str(STATEMENT_TIMEOUT_MS), "work_mem": SEARCH_WORK_MEM},
-        )
-        session.info[_PREPARED] = session.get_transaction()
-
-    async def similar_words(
-        self, session: AsyncSession, words: Sequence[str]
-    ) -> dict[str, list[tuple[str, float, int]]]:
-        statement = sa.text(
-            "SELECT q.w, s.word, similarity(s.word, q.w) AS sim, s.ndoc"
-            " FROM unnest(CAST(:words AS text[])) AS q(w)"
-            " CROSS JOIN LATERAL (SELECT word, ndoc FROM search_words"
-            "   WHERE word % q.w ORDER BY similarity(word, q.w) DESC, ndoc DESC, word LIMIT 5) s"
-        )
-        found: dict[str, list[tuple[str, float, int]]] = {w: [] for w in words}
-        for w, word, sim, ndoc in await session.execute(statement, {"words": list(words)}):
-            found[w].append((word, float(sim), int(ndoc)))
-        return found
-
-
-def _weighted(term: Term, weight: str) -> str:
-    last = len(term.words) - 1
-    parts = []
-    for i, w in enumerate(term.words):
-        suffix = ("*" if term.prefix and i == last else "") + weight
-        parts.append(f"'{w}'" + (":" + suffix if suffix else ""))
-    return "(" + " <-> ".join(parts) + ")"
-
-
-class SqliteText(TextBackend):
-    disjoint_tiers = True
-
-    @staticmethod
-    def fts_query(
-        query: ParsedQuery, columns: tuple[str, ...] = (), without: tuple[str, ...] = ()
-    ) -> str:
-        """An FTS5 expression with every word quoted, so no input is ever a syntax error.
-
-        `columns` (("name",), ("name", "facets"), ("name facets",), …): every word must occur
-        within each of these column sets; `without`: and not within any of these."""
-
-        def term(t: Term) -> str:
-            last = len(t.words) - 1
-            return " + ".join(
-                f'"{w}"' + ("*" if t.prefix and i == last else "") for i, w in enumerate(t.words)
-            )
-
-        words = " AND ".join("(" + " OR ".join(term(t) for t in c) + ")" for c in query.clauses)
-        text = words
-        if columns:
-            text = " AND ".join("{" + group + "} : (" + words + ")" for group in columns)
-        for group in without:
-            text = f"({text}) NOT {{{group}}} : ({words})"
-        for t in query.excluded:
-            text = f"({text}) NOT ({term(t)})"
-        return text
-
-    def _match(
-        self, query: ParsedQuery, columns: tuple[str, ...] = (), without: tuple[str, ...] = ()
-    ) -> Any:
-        """FTS matches of `query` (see `fts_query`)."""
-        fts: sa.BindParameter[str] = sa.bindparam(
-            "fts", self.fts_query(query, columns, without), unique=True
-        )
-        return sa.literal_column("products_fts").op("MATCH")(fts)
-
-    def tier_selects(
-        self, query: ParsedQuery, filters: Filters, sort: str
-    ) -> Iterator[sa.Select[Any]]:
-        # Column filters are answered from the FTS index; each tier is one MATCH that stops at
-        # its LIMIT, reading the facts kept beside the rowids (`products` only for attribute
-        # filters). The tiers are disjoint (each leaves out the stronger ones' matches, in the
-        # index too), so together they read at most `limit` rows. The weaker flags of the last
-        # tier are one more MATCH each.
-        where = _filters(self, filters, FACT_FIELDS)
-        source = FTS.join(FACTS, FACTS.c.id == FTS.c.rowid)
-        if any(_uses_stock(w) for w in where):
-            source = source.outerjoin(INVENTORY, INVENTORY.c.sku == FACTS.c.sku)
-        if any(_uses(w, PRODUCTS) for w in where):
-            source = source.join(PRODUCTS, PRODUCTS.c.sku == FACTS.c.sku)
-
-        def within(columns: tuple[str, ...]) -> sa.ColumnElement[Any]:
-            found = sa.select(FTS.c.rowid).where(self._match(query, columns)).correlate(None)
-            return _flag(FACTS.c.id.in_(found))
-
-        columns = _tier_columns(FACT_FIELDS, sort)
-        tiers: list[tuple[tuple[str, ...], tuple[str, ...], int | None]] = [
-            (("name", "facets"), (), 16),
-            (("name",), ("facets",), 12),
-            (("facets",), ("name",), 8),
-            ((), ("name", "facets"), None),
-        ]
-        for match, without, fixed in tiers:
-            base: Any = sa.literal(fixed)
-            if fixed is None:  # the rest: scored by flags
-                base = 1 + 2 * within(("name facets",)) + within(("name facets attrs",))
-            yield (
-                sa.select(FACTS.c.sku, base, *columns)
-                .select_from(source)
-                .where(self._match(query, match, without), *where)
-            )
-
-    def attribute_text(self, name: str) -> sa.ColumnElement[Any]:
-        return sa.func.json_extract(PRODUCTS.c.attributes, f'$."{name}"')
-
-    def attribute_number(self, name: str) -> sa.ColumnElement[Any]:
-        kind = sa.func.json_type(PRODUCTS.c.attributes, f'$."{name}"')
-        return sa.case((kind.in_(["integer", "real"]), self.attribute_text(name)), else_=sa.null())
-
-    def attribute_is(self, name: str, value: bool) -> sa.ColumnElement[bool]:
-        kind = sa.func.json_type(PRODUCTS.c.attributes, f'$."{name}"')
-        return kind == ("true" if value else "false")
-
-    def attribute_number_skus(self, name: str, op: str, value: int | float) -> Any:
-        # `product_attribute_values` (migration 0008) holds numbers and texts untyped: SQLite
-        # orders every number before every text, so '' (the least text) ends a number range
-        found = ATTRIBUTE_VALUES.c.value
-        conditions = {
-            "eq": sa.or_(found == value, found == sa.literal(_number_text(value), sa.String)),
-            "gt": sa.and_(found > value, found < ""),
-            "gte": sa.and_(found >= value, found < ""),
-            "lt": found < value,
-            "lte": found <= value,
-        }
-        return sa.select(ATTRIBUTE_VALUES.c.sku).where(
-            ATTRIBUTE_VALUES.c.name == name, conditions[op]
-        )
-
-    def attribute_text_candidates(self, name: str, value: str) -> Any:
-        # NOCASE folds ASCII letters only, so it answers for ASCII values. The one other
-        # character whose lowercase is ASCII is the Kelvin sign (K -> k): where `value` has a
-        # k, every value from its text before the first k on (in NOCASE order) is a candidate,
-        # which holds the Kelvin spellings too. A value beyond ASCII reads the JSON alone.
-        wanted = value.lower()
-        if not wanted.isascii():
-            return None
-        stored = ATTRIBUTE_VALUES.c.value.collate("NOCASE")
-        if "k" not in wanted:
-            matches = stored == sa.literal(wanted, sa.String)
-        else:
-            before = wanted[: wanted.index("k")]
-            if not before:
-                return None
-            matches = sa.and_(
-                stored >= sa.literal(before, sa.String),
-                stored < sa.literal(before + "\U0010ffff", sa.String),
-            )
-        return sa.select(ATTRIBUTE_VALUES.c.sku).where(ATTRIBUTE_VALUES.c.name == name, matches)
-
-    def lower(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        # SQLite's own `lower` only knows ASCII: `am_lower` is registered on each connection by
-        # app/core/db.py (queries only, never in the schema, so other tools can write the file)
-        return sa.func.am_lower(value)
-
-    async def similar_words(
-        self, session: AsyncSession, words: Sequence[str]
-    ) -> dict[str, list[tuple[str, float, int]]]:
-        # SQLite picks the words sharing at least one trigram with a typed word (every word with
-        # a similarity above 0 does) from `search_words_trgm` (migration 0008; without it, by
-        # testing every word), and Python scores them with pg_trgm's own formula, so both
-        # backends suggest the same words.
-        shared = sorted({t for w in words for t in trigrams(w)})
-        indexed = sa.text(
-            "SELECT trim(word) FROM search_words_trgm WHERE search_words_trgm MATCH :trigrams"
-        ).bindparams(trigrams=" OR ".join('"' + t.replace('"', '""') + '"' for t in shared))
-        listed = indexed.columns(sa.column("word", sa.String))
-        condition: sa.ColumnElement[bool] = WORDS.c.word.in_(listed)
-        if not await _has_word_index(session):
-            padded = "  " + WORDS.c.word + " "
-            condition = sa.or_(*[sa.func.instr(padded, t) > 0 for t in shared])
-        rows = (await session.execute(sa.select(WORDS.c.word, WORDS.c.ndoc).where(condition))).all()
-        candidates = [(word, trigrams(word), int(ndoc)) for word, ndoc in rows]  # once each
-        found: dict[str, list[tuple[str, float, int]]] = {}
-        for w in words:
-            typed = trigrams(w)
-            scored = [(word, overlap(typed, grams), ndoc) for word, grams, ndoc in candidates]
-            close = [s for s in scored if s[1] >= SIMILARITY_THRESHOLD]
-            close.sort(key=lambda s: (-s[1], -s[2], s[0]))
-            found[w] = close[:5]
-        return found
-
-
-# Per engine, asked once: the table comes with the migration the app runs at start-up.
-_WORD_INDEX: WeakKeyDictionary[Any, bool] = WeakKeyDictionary()
-
-
-async def _has_word_index(session: AsyncSession) -> bool:
-    """The database has `search_words_trgm` (SQLite 3.34+ when migration 0008 ran)."""
-    engine = session.get_bind()
-    if engine not in _WORD_INDEX:
-        found = await session.execute(
-            sa.text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"),
-            {"name": "search_words_trgm"},
-        )
-        _WORD_INDEX[engine] = found.first() is not None
-    return _WORD_INDEX[engine]
-
-
-def _flag(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
-    return sa.case((condition, 1), else_=0)
-
-
 def backend_for(session: AsyncSession) -> TextBackend:
     dialect = session.bind.dialect.name if session.bind else "postgresql"
     return SqliteText() if dialect == "sqlite" else PostgresText()
-
-
-def _from(where: list[sa.ColumnElement[bool]] | None = None) -> Any:
-    """Products, joined to their stock when it is selected or filtered on (`where` None: always)."""
-    if where is not None and not any(_uses_stock(w) for w in where):
-        return PRODUCTS
-    return PRODUCTS.outerjoin(INVENTORY, INVENTORY.c.sku == PRODUCTS.c.sku)
-
-
-def _uses_stock(condition: sa.ColumnElement[bool]) -> bool:
-    return _uses(condition, INVENTORY)
-
-
-def _uses(condition: sa.ColumnElement[bool], table: sa.Table) -> bool:
-    return any(getattr(column, "table", None) is table for column in visitors.iterate(condition))
-
-
-def _filters(
-    text: TextBackend, filters: Filters, fields: Fields = PRODUCT_FIELDS
-) -> list[sa.ColumnElement[bool]]:
-    """The filters as conditions; category, brand and price on `fields`, stock on `inventory`,
-    attributes on `products` (or on the backend's index of attribute values, by SKU)."""
-    where: list[sa.ColumnElement[bool]] = []
-    if filters.categories:
-        where.append(fields.category.in_(filters.categories))
-    if filters.brands:
-        where.append(text.lower(fields.brand).in_([b.lower() for b in filters.brands]))
-    if filters.price_min is not None:
-        where.append(fields.price_cents >= filters.price_min)
-    if filters.price_max is not None:
-        where.append(fields.price_cents <= filters.price_max)
-    if filters.in_stock is not None:
-        where.append(STOCK > 0 if filters.in_stock else STOCK == 0)
-    for condition in filters.attributes:
-        where.append(_attribute(text, condition, fields.sku))
-    return where
-
-
-_OPS = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}
-
-
-def _attribute(text: TextBackend, c: AttributeCondition, sku: Any) -> sa.ColumnElement[bool]:
-    value = c.value
-    if isinstance(value, bool):
-        return text.attribute_is(c.name, value)
-    if isinstance(value, int | float):
-        by_sku = text.attribute_number_skus(c.name, c.op, value)
-        if by_sku is not None:
-            return cast(sa.ColumnElement[bool], sku.in_(by_sku))
-        number = text.attribute_number(c.name)
-        if c.op != "eq":
-            return cast(sa.ColumnElement[bool], getattr(number, _OPS[c.op])(value))
-        as_text = _number_text(value)
-        indexed = text.attribute_equals(c.name, value)
-        if indexed is not None:  # the number, or the same digits as a string
-            return sa.or_(indexed, cast(Any, text.attribute_equals(c.name, as_text)))
-        return sa.or_(number == value, text.attribute_text(c.name) == as_text)
-    exact = text.lower(text.attribute_text(c.name)) == value.lower()
-    candidates = text.attribute_text_candidates(c.name, value)
-    if candidates is None:
-        return exact
-    return sa.and_(sku.in_(candidates), exact)  # the index first: most rows stop there
-
-
-def _number_text(value: int | float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 @cache
@@ -655,7 +145,7 @@ class Ranking:
 def _facts(sort: str) -> tuple[Any, ...]:
     """The columns a candidate carries. `created_at` only for the date sort: turning a SQLite
     timestamp into an aware datetime is most of the Python time of a 1,000-row ranking."""
-    return _tier_columns(PRODUCT_FIELDS, sort)[1:]
+    return tier_columns(PRODUCT_FIELDS, sort)[1:]
 
 
 async def ranking(session: AsyncSession, spec: Spec) -> Ranking:
@@ -686,10 +176,10 @@ async def ranking(session: AsyncSession, spec: Spec) -> Ranking:
     if cached is not None and cached[0] == key:
         return cast(Ranking, cached[1])
     assert spec.query is not None
-    query, where = spec.query, _filters(text, spec.filters)
+    query, where = spec.query, filter_conditions(text, spec.filters)
     limit = max(spec.candidates, COUNT_CAP) + 1
     found: dict[str, Candidate] = {}
-    exact = sa.select(PRODUCTS.c.sku, *_facts(spec.sort)).select_from(_from(where))
+    exact = sa.select(PRODUCTS.c.sku, *_facts(spec.sort)).select_from(product_source(where))
     for sku, *values in await session.execute(exact.where(_exact(query), *where).limit(limit)):
         found[sku] = Candidate(sku, EXACT_SCORE, *values)
     capped = False
@@ -738,8 +228,8 @@ async def _listing(
     after: tuple[Any, ...] | None,
     limit: int,
 ) -> list[Row]:
-    where = _filters(text, filters)
-    statement = sa.select(*_product_columns()).select_from(_from(where)).where(*where)
+    where = filter_conditions(text, filters)
+    statement = sa.select(*_product_columns()).select_from(product_source(where)).where(*where)
     if after is not None:
         statement = statement.where(_keyset(sort, after))
     statement = statement.order_by(*_order(sort)).limit(limit)
@@ -836,10 +326,10 @@ def _row(row: Any, score: float | None) -> Row:
 def _matching(text: TextBackend, spec: Spec, cap: int) -> Any:
     """The products a listing without a query holds (filters applied), at most `cap` of them
     (a query's matches are counted by its ranking)."""
-    where = _filters(text, spec.filters)
+    where = filter_conditions(text, spec.filters)
     return (
         sa.select(PRODUCTS.c.sku, PRODUCTS.c.category, BRAND.label("brand"), PRODUCTS.c.price_cents)
-        .select_from(_from(where))
+        .select_from(product_source(where))
         .where(*where)
         .limit(cap)
     )

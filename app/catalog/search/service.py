@@ -23,15 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.cursor import CursorCodec, Position, fingerprint
 from app.catalog.search import repository as search_repo
+from app.catalog.search.common import AttributeCondition, Filters, Row, Spec
 from app.catalog.search.engine import SearchEngine
-from app.catalog.search.repository import (
-    AttributeCondition,
-    FacetCounts,
-    Filters,
-    Row,
-    Spec,
-    sort_key,
-)
+from app.catalog.search.repository import FacetCounts, sort_key
 from app.catalog.search.schemas import (
     Category,
     CategoryList,
