@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -12,7 +12,7 @@ from httpx import AsyncClient
 
 from app.models import utcnow
 from tests.conftest import CRON_SECRET
-from tests.support.factories import make_account
+from tests.support.factories import key_headers, make_account, make_products, set_plan
 
 CRON = {"Authorization": f"Bearer {CRON_SECRET}"}
 STRIPE_BASE = "https://stripe.test"
@@ -71,3 +71,18 @@ async def wait_until_settled(client: AsyncClient) -> None:
 
 def now_s() -> datetime:
     return utcnow().replace(microsecond=0)
+
+
+async def paid_with_calls(
+    client: AsyncClient, pg: asyncpg.Connection, *, included: int, calls: int
+) -> tuple[str, str, str, datetime]:
+    """A Pro account (Pro includes `included` calls) in a current paid period that has made
+    `calls` successful product reads: (account id, key, customer, period start)."""
+    (sku,) = await make_products(client, 1, prefix=f"P{uuid.uuid4().hex[:6]}")
+    await set_plan(client, "pro", included_calls=included)
+    start = now_s() - timedelta(days=1)
+    account_id, key, customer = await make_paid(client, pg, start=start, end=start + timedelta(30))
+    for _ in range(calls):
+        response = await client.get(f"/v1/products/{sku}", headers=key_headers(key))
+        assert response.status_code == 200, response.text
+    return account_id, key, customer, start

@@ -16,6 +16,7 @@ from tests.metering.paid import (
     flush,
     make_paid,
     now_s,
+    paid_with_calls,
     run_cron,
     wait_until_settled,
 )
@@ -72,14 +73,7 @@ async def test_the_cron_tells_the_founder_when_stripe_has_more_than_was_settled(
     stripe_meter: FakeMeter,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    (sku,) = await make_products(client, 1)
-    await set_plan(client, "pro", included_calls=1)
-    start = now_s() - timedelta(days=1)
-    account_id, key, customer = await make_paid(client, pg, start=start, end=start + timedelta(30))
-    for _ in range(3):
-        assert (
-            await client.get(f"/v1/products/{sku}", headers=key_headers(key))
-        ).status_code == 200
+    account_id, _, customer, start = await paid_with_calls(client, pg, included=1, calls=3)
     await wait_until_settled(client)
     with caplog.at_level(logging.ERROR, logger="agentmall.billing.reconcile"):
         quiet = await run_cron(client, "reconcile-billing")
@@ -103,14 +97,7 @@ async def test_the_cron_tells_the_founder_when_stripe_has_more_than_was_settled(
 async def test_stripe_down_for_over_an_hour_is_a_mismatch(
     app: FastAPI, client: AsyncClient, pg: asyncpg.Connection, stripe_meter: FakeMeter
 ) -> None:
-    (sku,) = await make_products(client, 1)
-    await set_plan(client, "pro", included_calls=1)
-    start = now_s() - timedelta(days=1)
-    account_id, key, _ = await make_paid(client, pg, start=start, end=start + timedelta(30))
-    for _ in range(3):
-        assert (
-            await client.get(f"/v1/products/{sku}", headers=key_headers(key))
-        ).status_code == 200
+    account_id, *_ = await paid_with_calls(client, pg, included=1, calls=3)
     stripe_meter.down = "500"
     await wait_until_settled(client)
     row = only(await reconcile(client), account_id)
