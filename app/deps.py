@@ -65,6 +65,20 @@ ApiKeyHeader = Annotated[
 ]
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The credentials of `Authorization: Bearer <key>`; None for any other value (no header, an
+    empty one, another scheme, a scheme without credentials): no key, never an error."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def presented_key(request: Request, x_api_key: str | None = None) -> str | None:
+    """The API key a request presents: `X-API-Key` (`x_api_key` when the route already read it),
+    else `Authorization: Bearer <key>` (what header-configured clients send); REST and MCP alike."""
+    key = x_api_key or request.headers.get("x-api-key")
+    return key or bearer_token(request.headers.get("authorization"))
+
+
 @dataclass(frozen=True)
 class Principal:
     """The caller of a control-plane endpoint, read fresh from Postgres (never cached)."""
@@ -79,7 +93,8 @@ async def get_principal(
 ) -> Principal:
     """The key's owner, read fresh; unknown keys spend the address's allowance (429 past it)."""
     client_ip = services.client_ip.of(request)
-    key, account, plan = await services.gate.resolver.principal(session, x_api_key, client_ip)
+    raw_key = presented_key(request, x_api_key)
+    key, account, plan = await services.gate.resolver.principal(session, raw_key, client_ip)
     if key.status == "suspended":
         raise errors.KeySuspended()
     return Principal(key=key, account=account, plan=plan)
@@ -129,7 +144,7 @@ def gate(feature: str, endpoint: str, cost: Callable[..., int] | None = None) ->
     ) -> GateDecision:
         decision = await services.gate.check(
             session,
-            raw_key=x_api_key,
+            raw_key=presented_key(request, x_api_key),
             feature=feature,
             endpoint=endpoint,
             cost=units,

@@ -9,6 +9,7 @@ so no client ever sees FastAPI's default `{"detail": ...}` shape.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -108,6 +109,25 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _issue(err: Mapping[str, Any]) -> str:
+    """What is wrong with one field: pydantic's sentence, except for a length bound on a string.
+
+    A length bound that pydantic cannot attach to the string itself (it follows a validator, as
+    on `Annotated[CleanStr, StringConstraints(max_length=…)]`) is checked as a generic length,
+    whose message counts "items" whatever the value; a string's length is in characters."""
+    kind, value, ctx = err.get("type"), err.get("input"), err.get("ctx") or {}
+    if kind in _LENGTH_BOUNDS and isinstance(value, str) and isinstance(ctx, Mapping):
+        which, key = _LENGTH_BOUNDS[kind]
+        bound = ctx.get(key)
+        if isinstance(bound, int):
+            plural = "" if bound == 1 else "s"
+            return f"String should have {which} {bound} character{plural}"  # as pydantic's own
+    return str(err.get("msg", "invalid"))
+
+
+_LENGTH_BOUNDS = {"too_long": ("at most", "max_length"), "too_short": ("at least", "min_length")}
+
+
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return error_response(exc)
@@ -118,7 +138,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     fields: list[dict[str, str]] = []
     for err in exc.errors():
         loc = tuple(err.get("loc", ()))
-        entry = {"field": _field_name(loc), "issue": str(err.get("msg", "invalid"))}
+        entry = {"field": _field_name(loc), "issue": _issue(err)}
         if entry not in fields:  # a body read by a dependency too is reported once
             fields.append(entry)
     if any(err.get("type") == "json_invalid" for err in exc.errors()):

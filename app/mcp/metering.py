@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from app.core.errors import AppError
-from app.deps import Principal, get_principal
+from app.deps import Principal, get_principal, presented_key
 from app.gate.decision import GateDecision
 from app.gate.headers import rate_limit_headers
 
@@ -51,15 +51,6 @@ def http_request(ctx: Context[Any]) -> Request:
     if not isinstance(request, Request):  # stdio or in-process: no key, no services
         raise ToolError("AgentMall's tools are served over HTTP only (POST /mcp).")
     return request
-
-
-def presented_key(request: Request) -> str | None:
-    """`X-API-Key`, else `Authorization: Bearer <key>` (what header-configured clients send)."""
-    key = request.headers.get("x-api-key")
-    if key:
-        return key
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
 @asynccontextmanager
@@ -101,7 +92,7 @@ async def control_plane(ctx: Context[Any]) -> AsyncIterator[tuple[Call, Principa
     services: Services = request.app.state.services
     try:
         async with services.db.unit() as session:
-            principal = await get_principal(request, services, session, presented_key(request))
+            principal = await get_principal(request, services, session)
             yield Call(services, session), principal
     except AppError as exc:
         raise refusal(exc, services.settings) from None

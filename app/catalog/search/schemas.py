@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
 from app.catalog.schemas import ProductPublic
-from app.core.schemas import CleanStr, InputModel
+from app.core.schemas import InputModel, clean_text
 
 MAX_QUERY_LENGTH = 200
 MAX_FILTER_VALUES = 20
@@ -22,8 +22,15 @@ MAX_PRICE_CENTS = 2_000_000_000
 
 Sort = Literal["relevance", "price_asc", "price_desc", "newest", "sku"]
 Op = Literal["eq", "gt", "gte", "lt", "lte"]
-QueryText = Annotated[CleanStr, StringConstraints(max_length=MAX_QUERY_LENGTH)]
-FilterValue = Annotated[CleanStr, StringConstraints(min_length=1, max_length=100)]
+# the bounds before the text check: on the string itself, they count characters (after a
+# validator, pydantic checks a generic length that counts "items"; app/core/errors.py says
+# characters for those too, but MCP renders pydantic's own message)
+QueryText = Annotated[
+    str, StringConstraints(max_length=MAX_QUERY_LENGTH), AfterValidator(clean_text)
+]
+FilterValue = Annotated[
+    str, StringConstraints(min_length=1, max_length=100), AfterValidator(clean_text)
+]
 AttributeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,40}$")]
 MAX_ATTRIBUTE_NUMBER = 10**15  # beyond every real measure, and exact in a double
 AttributeValue = (
@@ -114,8 +121,8 @@ class Message(BaseModel):
 
 
 class FacetValue(BaseModel):
-    value: str
-    name: str | None = None
+    value: str = Field(description="What to filter by (a category slug, a brand).")
+    name: str = Field(description="What to show: the category's or the brand's display name.")
     count: int
 
 

@@ -102,7 +102,8 @@ def _facets(counts: FacetCounts) -> Facets:
             FacetValue(value=slug, name=category_name(slug), count=n)
             for slug, n in counts.categories
         ],
-        brands=[FacetValue(value=brand, count=n) for brand, n in counts.brands],
+        # a brand is stored as it is shown (`attributes.brand`): its value is its name
+        brands=[FacetValue(value=brand, name=brand, count=n) for brand, n in counts.brands],
         price=[PriceBand(min=low, max=high, count=n) for low, high, n in counts.price],
         capped=counts.capped,
     )

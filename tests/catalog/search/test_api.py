@@ -906,7 +906,7 @@ def expected_facets(products: list[Product]) -> Body:
             for slug, n in sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
         "brands": [
-            {"value": brand, "name": None, "count": n}
+            {"value": brand, "name": brand, "count": n}
             for brand, n in sorted(brands.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
         "price": [
