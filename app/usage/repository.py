@@ -189,6 +189,32 @@ async def period_rows(
     return result.scalars().all()
 
 
+async def period_totals(
+    session: AsyncSession, periods: Sequence[tuple[str, datetime]]
+) -> tuple[dict[tuple[str, datetime], dict[str, int]], dict[tuple[str, datetime], int]]:
+    """For many (account, period start) at once, in two statements: the rolled-up units by Redis
+    epoch, and the units of degraded calls not settled yet (voids left out)."""
+    if not periods:
+        return {}, {}
+    keys = [(a, p) for a, p in periods]
+    r, d = col(UsageRollup.account_id), col(UsageRollup.period_start)
+    rolled = await session.execute(
+        select(r, d, col(UsageRollup.epoch), sa.func.sum(col(UsageRollup.count)))
+        .where(sa.tuple_(r, d).in_(keys))
+        .group_by(r, d, col(UsageRollup.epoch))
+    )
+    by_epoch: dict[tuple[str, datetime], dict[str, int]] = {}
+    for account_id, start, epoch, units in rolled.all():
+        by_epoch.setdefault((account_id, start), {})[epoch] = int(units)
+    a, s = col(DegradedCall.account_id), col(DegradedCall.period_start)
+    pending = await session.execute(
+        select(a, s, sa.func.sum(col(DegradedCall.units)))
+        .where(sa.tuple_(a, s).in_(keys), col(DegradedCall.units) > 0)
+        .group_by(a, s)
+    )
+    return by_epoch, {(account_id, start): int(u) for account_id, start, u in pending.all()}
+
+
 async def top_accounts(
     session: AsyncSession, *, since: datetime, limit: int
 ) -> list[tuple[str, str, str, int]]:

@@ -202,7 +202,8 @@ async def live_counts(
     session: AsyncSession, redis: RedisPort, keys: RedisKeys, periods: list[tuple[str, datetime]]
 ) -> dict[tuple[str, datetime], LiveCount]:
     """`counted` as `/v1/usage` shows it (its `used`) for each (account, period start), in one
-    Redis command: Postgres's other epochs and unsettled degraded calls plus the live hash."""
+    Redis command and two statements: Postgres's other epochs and unsettled degraded calls plus
+    the live hash."""
     hashes: list[Any] = []
     try:
         if periods:
@@ -211,15 +212,14 @@ async def live_counts(
             )
     except RedisUnavailable:
         logger.warning("reconciliation from Postgres only: Redis unavailable")
+    by_epoch, pending = await repo.period_totals(session, periods)
     out: dict[tuple[str, datetime], LiveCount] = {}
-    for index, (account_id, start) in enumerate(periods):
+    for index, period in enumerate(periods):
         fields = _pairs(hashes[index] or []) if hashes else {}
         epoch = fields.get("e")
-        rows = await repo.period_rows(session, account_id=account_id, period_start=start)
-        pending = await repo.period_degraded(session, account_id=account_id, period_start=start)
-        counted = sum(r.count for r in rows if r.epoch != epoch) + sum(c.units for c in pending)
-        counted += sum(_counters(fields).values())
-        out[(account_id, start)] = LiveCount(counted, open_units(fields), bool(hashes))
+        rolled = sum(n for e, n in by_epoch.get(period, {}).items() if e != epoch)
+        counted = rolled + pending.get(period, 0) + sum(_counters(fields).values())
+        out[period] = LiveCount(counted, open_units(fields), bool(hashes))
     return out
 
 
