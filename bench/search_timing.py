@@ -73,6 +73,28 @@ FILTER_SHOES = {
     "attributes": [{"name": "size", "value": 10}],
 }
 
+# Agent-style queries: constraints written in words (price, size, specs, politeness) that the
+# generated catalog (bench/search_catalog.py, from app/catalog/sample.py's makers) can satisfy,
+# and two it cannot. Each is sent as the bare `query`, with no filters.
+AGENT_QUERIES = (
+    "cheap wireless earbuds",  # headphones type=earbuds, wireless; from ~$70
+    "gaming laptop under $1500",  # the "Talon Gaming" / "Hunter G" lines (RTX GPU), $990 up
+    "laptop with 32 GB RAM under 2000 dollars",  # ram_gb=32 (names say "32GB"), $880-1960
+    "black headphones between $50 and $150",  # color=black, "(Black)" in the name
+    "running shoes size 10",  # running-shoes size=10 ("US 10" in the name)
+    "women's trail running shoes size 8",  # gender=women, surface=trail, size=8
+    "do you have any mechanical keyboards?",  # "mechanical keyboard" in half the descriptions
+    "27 inch 144hz monitor",  # screen_in=27, refresh_hz=144 (27" … 144Hz in the name)
+    "4k oled monitor under $1000",  # resolution 3840x2160 (never "4k"), panel=OLED, $720 up
+    "premium espresso machine",  # coffee gear type=espresso machine, $390-1370; no "premium"
+    "ethiopian light roast coffee beans",  # origin=Ethiopia, roast=light, kind=beans
+    "full-frame mirrorless camera under $2500",  # sensor=full-frame, type=mirrorless
+    "4 season tent for 2 people",  # tent seasons=4, capacity_people=2 ("2P 4-Season Tent")
+    "building set for an 8 year old",  # toys type=building set, age_min<=8 ("ages 8+")
+    "usb-c charger",  # no charger anywhere; usb-c only in keyboards' and monitors' text
+    "robot vacuum under $300",  # no such product in any category
+)
+
 BASELINES = (
     Variant("health", "GET /v1/health", path="/v1/health"),
     Variant("get_sku", "GET /v1/products/LAP-0000042", path="/v1/products/LAP-0000042"),
@@ -117,6 +139,7 @@ CLASSES: tuple[Variant, ...] = (
         "page_2plus", "laptop price_asc, pages 2-10", _q("laptop", sort="price_asc"), paged=True
     ),
     Variant("exact_sku", "lap-0000042 (case-insensitive SKU)", _q("lap-0000042")),
+    *(Variant("agent", query, _q(query)) for query in AGENT_QUERIES),
 )
 CLASS_ORDER = (
     "one_word",
@@ -128,6 +151,7 @@ CLASS_ORDER = (
     "sorted",
     "page_2plus",
     "exact_sku",
+    "agent",
 )
 
 

@@ -72,7 +72,8 @@ async def clean_database(migrated_database: list[dict[str, Any]]) -> AsyncIterat
         "usage_notices, degraded_calls, usage_rollups, usage_settlements, api_keys, inventory, "
         "products, accounts, "
         "inventory_changes, idempotency_keys, webhook_attempts, webhook_deliveries, "
-        "webhook_events, webhook_endpoints, search_words, checkout_sessions, billing_incidents "
+        "webhook_events, webhook_endpoints, search_words, search_attributes, checkout_sessions, "
+        "billing_incidents "
         "RESTART IDENTITY CASCADE"
     )
     await conn.execute("DELETE FROM plans")

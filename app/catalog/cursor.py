@@ -44,7 +44,7 @@ class Position:
     """Where a page ended, and what the first page of the search decided."""
 
     key: tuple[Any, ...]
-    mode: int = 0  # bit 1: spelling corrected; bit 2: relaxed to any word
+    mode: int = 0  # bit 1: spelling corrected; 2: relaxed to any word; 4: word conditions dropped
     total: int = 0
     capped: bool = False
 
@@ -109,7 +109,7 @@ class CursorCodec:
             raise InvalidCursor()
         return Position(
             key=_valid_key(sort, data.get("k")),
-            mode=_valid_int(data.get("m"), 3),
+            mode=_valid_int(data.get("m"), 7),
             total=_valid_int(data.get("t"), MAX_TOTAL),
             capped=data.get("c") == 1,
         )

@@ -12,7 +12,8 @@ from sqlmodel import col, select
 
 from app.catalog.schemas import ProductIn
 from app.catalog.search import repository as search_repo
-from app.catalog.search.text import product_vocabulary
+from app.catalog.search.profile import learned_values_changed
+from app.catalog.search.text import attribute_facts, product_vocabulary
 from app.core.db import upsert_insert
 from app.inventory import repository as changelog
 from app.inventory.repository import Change
@@ -115,22 +116,36 @@ async def upsert_with_changes(
 async def _count_words(
     session: AsyncSession, items: Iterable[ProductIn], before: dict[str, dict[str, Any]]
 ) -> None:
-    """Keep the spelling word list exact: each word counts the products that have it, so a
-    product renamed away from a word no longer makes it "known" or suggestible."""
-    deltas: dict[str, int] = {}
+    """Keep the spelling word list and the learned attribute values exact: each word or value
+    counts the products that have it, so a product renamed away from a word no longer makes it
+    "known" or suggestible, and a value no product has is no longer read from queries."""
+    words: dict[str, int] = {}
+    facts: dict[tuple[str, str, str], int] = {}
     for item in items:
-        new = product_vocabulary(item.name, item.category, item.attributes)
         old_row = before.get(item.sku)
-        old = (
+        _diff(
+            words,
+            product_vocabulary(item.name, item.category, item.attributes),
             product_vocabulary(old_row["name"], old_row["category"], old_row["attributes"])
             if old_row
-            else set()
+            else set(),
         )
-        for word in new - old:
-            deltas[word] = deltas.get(word, 0) + 1
-        for word in old - new:
-            deltas[word] = deltas.get(word, 0) - 1
-    await search_repo.count_words(session, deltas)
+        _diff(
+            facts,
+            attribute_facts(item.category, item.attributes),
+            attribute_facts(old_row["category"], old_row["attributes"]) if old_row else set(),
+        )
+    await search_repo.count_words(session, words)
+    await search_repo.count_attribute_facts(session, facts)
+    if any(facts.values()):
+        learned_values_changed()
+
+
+def _diff(deltas: dict[Any, int], new: set[Any], old: set[Any]) -> None:
+    for key in new - old:
+        deltas[key] = deltas.get(key, 0) + 1
+    for key in old - new:
+        deltas[key] = deltas.get(key, 0) - 1
 
 
 _COMPARED = ("name", "description", "category", "price_cents", "currency", "attributes")

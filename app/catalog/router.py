@@ -14,7 +14,6 @@ from app.catalog.schemas import (
     SKU_PATTERN,
     BulkRequest,
     BulkResponse,
-    ProductPage,
     ProductPublic,
 )
 from app.catalog.search import service as search_service
@@ -23,6 +22,7 @@ from app.catalog.search.schemas import (
     MAX_FILTER_VALUES,
     MAX_PRICE_CENTS,
     CategoryList,
+    ProductListing,
     SearchRequest,
     SearchResponse,
     Sort,
@@ -94,7 +94,7 @@ def _query_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return (_PARAMS.get(parts[0], parts[0]),) if parts else ("q",)
 
 
-@router.get("", response_model=ProductPage)
+@router.get("", response_model=ProductListing)
 async def list_products(
     session: SessionDep,
     settings: SettingsDep,
@@ -118,7 +118,7 @@ async def list_products(
     sort: Sort | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: CursorParam = None,
-) -> ProductPage:
+) -> ProductListing:
     """Search the catalog: relevance-ranked with `q` (see `POST /v1/products/search`), else by
     SKU; filters by category, brand, price (cents), stock and attributes."""
     attributes = []
@@ -142,9 +142,13 @@ async def list_products(
         pagination={"cursor": cursor, "limit": limit},
     )
     result = await Search(engine, session, CursorCodec(settings.cursor_key)).run(request)
-    return ProductPage(
-        data=[ProductPublic(**p.model_dump(exclude={"score", "brand"})) for p in result.products],
+    return ProductListing(
+        data=[
+            ProductPublic(**p.model_dump(exclude={"score", "brand", "matched_words"}))
+            for p in result.products
+        ],
         next_cursor=result.pagination.cursor,
+        interpreted=result.interpreted,
     )
 
 
@@ -166,6 +170,14 @@ async def search_products(
     category, brand and price band. `messages` carries spelling suggestions (`did_you_mean`) and
     says when the query was corrected or relaxed. Relevance pages stop after the first
     1,000 results; `total_count` is exact up to 1,000 (`total_count_capped` beyond).
+
+    Constraints written in the query are read (docs/search.md): prices (`under $1500`,
+    `$50-100`), price intent (`cheap`, `premium`), numbers with a unit or an attribute name
+    (`size 10`, `16gb`, `27 inch`), boolean attributes (`wireless`), values the catalog has
+    (`red`, `earbuds`) and categories (`laptops`); filler words (`show me`, `do you have`) are
+    ignored. `interpreted` says how: the text words, the filters and boosts read (an explicit
+    filter always wins), spelling corrections, and `match` (`relaxed`: no product matched every
+    word; each product's `matched_words` then lists the words it matched).
     """
     return await Search(engine, session, CursorCodec(settings.cursor_key)).run(body)
 

@@ -56,16 +56,22 @@ async def search_catalog(
     query: Annotated[
         QueryText | None,
         Field(
-            description="Search words, web-search style: all must match, in any order; "
-            '"a phrase", `or`, `-excluded`. Omit to browse by filters only.'
+            description="What you are looking for, in words: constraints written in the query "
+            "are read (`under $50`, `between $100 and $200`, `cheap`, `premium`, `size 10`, "
+            "`16gb`, `32 GB RAM`, `27 inch`, `wireless`, colours, brands; filler such as "
+            "`show me` or `do you have` is ignored) and reported in `interpreted`. Web-search "
+            'syntax: words must all match in any order; "a phrase", `or`, `-excluded`. Omit to '
+            "browse by filters only."
         ),
     ] = None,
     filters: Annotated[
         SearchFilters | None,
         Field(
-            description="Narrow the results: categories (slug or name, see list_categories), "
-            "brands, price {min, max} in minor units (cents, inclusive), in_stock, attributes "
-            '[{"name": "ram_gb", "op": "gte", "value": 16}] with op eq, gt, gte, lt or lte.'
+            description="Narrow the results exactly: categories (slug or name, see "
+            "list_categories), brands, price {min, max} in minor units (cents, inclusive), "
+            'in_stock, attributes [{"name": "ram_gb", "op": "gte", "value": 16}] with op eq, gt, '
+            "gte, lt or lte (attribute names as the products' `attributes` show them). A filter "
+            "given here always wins over the same constraint read from the query's words."
         ),
     ] = None,
     sort: Annotated[
@@ -85,11 +91,21 @@ async def search_catalog(
 ) -> SearchResponse:
     """Search the product catalog: ranked, typo-tolerant, with filters, sorting and paging.
 
+    Write the request as you would say it ("cheap wireless earbuds", "gaming laptop under $1500",
+    "running shoes size 10"): prices, sizes, capacities and other attribute values in the words
+    become filters or rank matching products first, and `interpreted` says how the query was
+    read: `text` (the words matched), `filters` (each with the words it came from and whether it
+    was `applied`), `boosts` (price intent, categories, exact values), `ignored` filler words,
+    spelling `corrections`, and `match`: `all`, `corrected`, or `relaxed` when no product
+    matched every word — then each product's `matched_words` lists the words it matched, so you
+    can drop weak results. Check `interpreted` and correct with explicit `filters` when a
+    constraint was read wrongly or not at all.
+
     Returns products (SKU, name, brand, category, price in minor units with currency,
-    attributes, live stock, relevance score), pagination (cursor, has_next_page, total_count) and
-    messages: spelling suggestions (did_you_mean) and whether the query was corrected or relaxed.
-    Accents and plurals don't matter; the last word also matches as a prefix; an exact SKU or
-    GTIN ranks first. Costs 1 call of the monthly quota.
+    attributes, live stock, relevance score), pagination (cursor, has_next_page, total_count),
+    messages (did_you_mean, corrected_query, relaxed_match, conditions_dropped) and
+    `interpreted`. Accents and plurals don't matter; the last word also matches as a prefix; an
+    exact SKU or GTIN ranks first. Costs 1 call of the monthly quota.
     """
     request = SearchRequest(
         query=query,

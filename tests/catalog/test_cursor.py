@@ -120,7 +120,7 @@ def test_a_correct_mac_around_a_bad_sort_key_is_invalid(sort: str, key: Any) -> 
         codec.decode(cursor, binding, sort)
 
 
-@pytest.mark.parametrize(("mode", "total"), [(4, 0), (-1, 0), ("1", 0), (0, -5), (0, 2.5)])
+@pytest.mark.parametrize(("mode", "total"), [(8, 0), (-1, 0), ("1", 0), (0, -5), (0, 2.5)])
 def test_a_correct_mac_around_bad_state_is_invalid(mode: Any, total: Any) -> None:
     codec = CursorCodec(b"k" * 32)
     cursor = seal(b"k" * 32, {"k": ["SKU-1"], "f": BROWSE, "m": mode, "t": total})

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import visitors
 
-from app.catalog.search.text import ParsedQuery
+from app.catalog.search.text import ParsedQuery, Term
 from app.models import Inventory, Product
 
 PRODUCTS: sa.Table = cast(Any, Product).__table__
@@ -26,6 +26,13 @@ INVENTORY: sa.Table = cast(Any, Inventory).__table__
 BRAND = sa.literal_column("products.brand", sa.String)
 STOCK = sa.func.coalesce(INVENTORY.c.quantity, 0)
 WORDS = sa.table("search_words", sa.column("word", sa.String), sa.column("ndoc", sa.Integer))
+ATTRIBUTE_FACTS = sa.table(
+    "search_attributes",
+    sa.column("name", sa.String),
+    sa.column("kind", sa.String),
+    sa.column("value", sa.String),
+    sa.column("ndoc", sa.Integer),
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,22 @@ class Filters:
     price_max: int | None = None
     in_stock: bool | None = None
     attributes: tuple[AttributeCondition, ...] = ()
+    # conditions read from the query's words: each group holds when any one of its conditions
+    # does (`16gb`: ram_gb = 16 or storage_gb = 16)
+    any_of: tuple[tuple[AttributeCondition, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class Boosts:
+    """What reorders a query's matches beyond their text score (app/catalog/search/ranking)."""
+
+    attributes: tuple[tuple[AttributeCondition, ...], ...] = ()  # values named in words
+    categories: tuple[str, ...] = ()  # categories named in words
+    price: int = 0  # -1: cheaper first among equals, 1: dearer first
+    coverage: bool = False  # relaxed: rank by the share of the query's terms matched
+
+    def __bool__(self) -> bool:
+        return bool(self.attributes or self.categories or self.price or self.coverage)
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,7 @@ class Spec:
     after: tuple[Any, ...] | None = None  # the last row's sort key
     limit: int = 20
     candidates: int = 1000  # relevance: only this many best matches are ranked and paged
+    boosts: Boosts = Boosts()
 
 
 @dataclass(frozen=True)
@@ -84,6 +108,7 @@ class Row:
     product: dict[str, Any]
     stock: int
     score: float | None
+    matched: tuple[str, ...] | None = None  # relaxed: the query terms this product matched
 
 
 def tier_columns(fields: Fields, sort: str) -> tuple[Any, ...]:
@@ -147,6 +172,12 @@ class TextBackend:
     ) -> dict[str, list[tuple[str, float, int]]]:
         raise NotImplementedError
 
+    async def term_matches(
+        self, session: AsyncSession, terms: Sequence[Term], skus: Sequence[str]
+    ) -> dict[str, set[int]]:
+        """Which of `terms` (by index) each of `skus` matches anywhere in its text."""
+        raise NotImplementedError
+
 
 def flag(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
     return sa.case((condition, 1), else_=0)
@@ -185,7 +216,17 @@ def filter_conditions(
         where.append(STOCK > 0 if filters.in_stock else STOCK == 0)
     for condition in filters.attributes:
         where.append(_attribute(text, condition, fields.sku))
+    for group in filters.any_of:
+        where.append(any_condition(text, group, fields.sku))
     return where
+
+
+def any_condition(
+    text: TextBackend, group: tuple[AttributeCondition, ...], sku: Any = PRODUCTS.c.sku
+) -> sa.ColumnElement[bool]:
+    """Any one of the conditions holds."""
+    conditions = [_attribute(text, c, sku) for c in group]
+    return conditions[0] if len(conditions) == 1 else sa.or_(*conditions)
 
 
 _OPS = {"gt": "__gt__", "gte": "__ge__", "lt": "__lt__", "lte": "__le__"}

@@ -153,6 +153,19 @@ class PostgresText(TextBackend):
             found[w].append((word, float(sim), int(ndoc)))
         return found
 
+    async def term_matches(
+        self, session: AsyncSession, terms: Sequence[Term], skus: Sequence[str]
+    ) -> dict[str, set[int]]:
+        flags = [
+            flag(self.doc.op("@@")(self._tsquery(ParsedQuery(((Term(term.words, term.prefix),),)))))
+            for term in terms
+        ]
+        statement = sa.select(PRODUCTS.c.sku, *flags).where(PRODUCTS.c.sku.in_(list(skus)))
+        return {
+            sku: {i for i, hit in enumerate(hits) if hit}
+            for sku, *hits in await session.execute(statement)
+        }
+
 
 def _weighted(term: Term, weight: str) -> str:
     last = len(term.words) - 1

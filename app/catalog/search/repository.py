@@ -12,6 +12,7 @@ PostgreSQL statements run under a statement timeout (`STATEMENT_TIMEOUT_MS`).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.search.common import (
+    ATTRIBUTE_FACTS,
     BRAND,
     INVENTORY,
     PRODUCT_FIELDS,
@@ -33,6 +35,7 @@ from app.catalog.search.common import (
     Row,
     Spec,
     TextBackend,
+    any_condition,
     filter_conditions,
     product_source,
     tier_columns,
@@ -131,6 +134,7 @@ class Candidate(NamedTuple):
     created_at: datetime | None  # only for the date sort (`_facts`)
     category: str
     brand: str | None
+    matched: tuple[int, ...] | None = None  # relaxed: the indices of the terms it matched
 
 
 @dataclass(frozen=True)
@@ -198,10 +202,80 @@ async def ranking(session: AsyncSession, spec: Spec) -> Ranking:
         if len(rows) == wanted:
             capped = True  # more match than the cap: every weaker tier scores lower
             break
+    if spec.boosts and found:
+        found = await _boosted(session, text, spec, found)
     best = sorted(found.values(), key=lambda c: (-c.score, c.sku))[: spec.candidates]
     result = Ranking(best, len(found), capped or len(found) > COUNT_CAP)
     session.info[_RANKING] = (key, result)
     return result
+
+
+ATTRIBUTE_BOOST = 4.0  # per value named in words that the product has exactly
+CATEGORY_BOOST = 2.0  # the product is in a category named in words
+COVERAGE_SCALE = 1000.0  # relaxed: the share of the query matched outranks every text score
+_ALL_DOCUMENTS = 1_000_000  # rarity: log(1 + N / (1 + products with the term))
+
+
+async def _boosted(
+    session: AsyncSession, text: TextBackend, spec: Spec, found: dict[str, Candidate]
+) -> dict[str, Candidate]:
+    """The candidates rescored by `spec.boosts` (the same on every backend).
+
+    Values named in words add ATTRIBUTE_BOOST each (one statement over the candidates),
+    categories CATEGORY_BOOST. Price intent replaces the name-brevity fraction of the score with
+    the candidate's place in price order, so equally relevant products come cheapest (or
+    dearest) first. A relaxed query ranks by coverage: the rarity-weighted share of its terms a
+    product matches, then by that score; each candidate keeps the terms it matched."""
+    boosts = spec.boosts
+    skus = sorted(found)
+    scores = {sku: c.score for sku, c in found.items()}
+    if boosts.attributes:
+        flags = [any_condition(text, group) for group in boosts.attributes]
+        statement = sa.select(PRODUCTS.c.sku, *[sa.case((f, 1), else_=0) for f in flags]).where(
+            PRODUCTS.c.sku.in_(skus)
+        )
+        for sku, *hits in await session.execute(statement):
+            if scores[sku] < EXACT_SCORE:  # an exact SKU/GTIN match is first as it is
+                scores[sku] += ATTRIBUTE_BOOST * sum(int(h) for h in hits)
+    if boosts.categories:
+        for sku, c in found.items():
+            if c.category in boosts.categories and c.score < EXACT_SCORE:
+                scores[sku] += CATEGORY_BOOST
+    if boosts.price:
+        by_price = sorted(found.values(), key=lambda c: (-boosts.price * c.price_cents, c.sku))
+        for place, c in enumerate(by_price):
+            whole = float(int(scores[c.sku]))
+            scores[c.sku] = whole + 0.999 * (1 - place / len(by_price))
+    matched: dict[str, tuple[int, ...]] = {}
+    if boosts.coverage and spec.query is not None:
+        terms = [t for clause in spec.query.clauses for t in clause]
+        term_hits = await text.term_matches(session, terms, skus)
+        weights = await _term_weights(session, terms, term_hits)
+        total = sum(weights) or 1.0
+        for sku in skus:
+            indices = tuple(sorted(term_hits.get(sku, ())))
+            matched[sku] = indices
+            share = sum(weights[i] for i in indices) / total
+            scores[sku] += COVERAGE_SCALE * round(share, 4)
+    return {
+        sku: c._replace(score=round(scores[sku], 9), matched=matched.get(sku))
+        for sku, c in found.items()
+    }
+
+
+async def _term_weights(
+    session: AsyncSession, terms: Sequence[Any], hits: dict[str, set[int]]
+) -> list[float]:
+    """Each term's rarity: fewer products with it, more weight. A term's product count is its
+    rarest word's in the word list (description words are not listed), or at least how many
+    candidates matched it."""
+    counts = await word_counts(session, sorted({w for t in terms for w in t.words}))
+    weights = []
+    for index, term in enumerate(terms):
+        listed = min((counts.get(w, 0) for w in term.words), default=0)
+        seen = sum(1 for found in hits.values() if index in found)
+        weights.append(math.log(1 + _ALL_DOCUMENTS / (1 + max(listed, seen))))
+    return weights
 
 
 async def page(session: AsyncSession, spec: Spec) -> list[Row]:
@@ -312,15 +386,24 @@ async def _ranked_page(session: AsyncSession, spec: Spec) -> list[Row]:
     statement = sa.select(*_product_columns()).where(PRODUCTS.c.sku.in_([c.sku for c in chosen]))
     found = {row["sku"]: row for row in (await session.execute(statement)).mappings()}
     relevance = spec.sort == "relevance"
-    return [_row(found[c.sku], c.score if relevance else None) for c in chosen if c.sku in found]
+    terms = [t for clause in spec.query.clauses for t in clause] if spec.query else []
+    return [
+        _row(
+            found[c.sku],
+            c.score if relevance else None,
+            None if c.matched is None else tuple(terms[i].label for i in c.matched),
+        )
+        for c in chosen
+        if c.sku in found
+    ]
 
 
-def _row(row: Any, score: float | None) -> Row:
+def _row(row: Any, score: float | None, matched: tuple[str, ...] | None = None) -> Row:
     product = {c.name: row[c.name] for c in PRODUCTS.c}
     product["brand"] = row["brand"]
     if isinstance(product["attributes"], str):
         product["attributes"] = json.loads(product["attributes"])
-    return Row(product, int(row["stock"]), score)
+    return Row(product, int(row["stock"]), score, matched)
 
 
 def _matching(text: TextBackend, spec: Spec, cap: int) -> Any:
@@ -449,24 +532,71 @@ async def similar_words(
 
 async def count_words(session: AsyncSession, deltas: dict[str, int]) -> None:
     """Add `deltas` to the words' product counts; a word no product has any more leaves."""
-    changed = {w: n for w, n in deltas.items() if n}
+    await _count(session, WORDS, ("word",), {(w,): n for w, n in deltas.items()})
+
+
+async def count_attribute_facts(
+    session: AsyncSession, deltas: dict[tuple[str, str, str], int]
+) -> None:
+    """Add `deltas` to the (name, kind, value) product counts of `search_attributes`."""
+    await _count(session, ATTRIBUTE_FACTS, ("name", "kind", "value"), deltas)
+
+
+async def _count(
+    session: AsyncSession, table: sa.TableClause, key: tuple[str, ...], deltas: dict[Any, int]
+) -> None:
+    """Add product counts (`ndoc`) by `key`; a row no product has any more leaves."""
+    changed = {k: n for k, n in deltas.items() if n}
     if not changed:
         return
-    stmt = upsert_insert(session, cast(sa.Table, WORDS))
+    stmt = upsert_insert(session, cast(sa.Table, table))
     stmt = stmt.on_conflict_do_update(
-        index_elements=["word"], set_={"ndoc": WORDS.c.ndoc + stmt.excluded.ndoc}
+        index_elements=list(key), set_={"ndoc": table.c.ndoc + stmt.excluded.ndoc}
     )
-    rows = [{"word": w, "ndoc": n} for w, n in sorted(changed.items())]  # sorted: no deadlocks
-    await session.execute(stmt, rows)
-    if any(n < 0 for n in changed.values()):
-        gone = [w for w, n in changed.items() if n < 0]
-        await session.execute(sa.delete(WORDS).where(WORDS.c.word.in_(gone), WORDS.c.ndoc <= 0))
+    rows = [dict(zip(key, k, strict=True)) | {"ndoc": n} for k, n in sorted(changed.items())]
+    await session.execute(stmt, rows)  # sorted: no deadlocks
+    gone = [k for k, n in changed.items() if n < 0]
+    if gone:
+        keys = sa.tuple_(*[table.c[c] for c in key]) if len(key) > 1 else table.c[key[0]]
+        values = gone if len(key) > 1 else [k[0] for k in gone]
+        await session.execute(sa.delete(table).where(keys.in_(values), table.c.ndoc <= 0))
 
 
 async def rebuild_words(session: AsyncSession, counts: dict[str, int]) -> None:
     """Replace the word list (after a bulk load that bypassed the upsert path)."""
     await session.execute(sa.delete(WORDS))
     await count_words(session, counts)
+
+
+async def rebuild_attribute_facts(
+    session: AsyncSession, counts: dict[tuple[str, str, str], int]
+) -> None:
+    """Replace the learned attribute values (after a bulk load that bypassed the upsert path)."""
+    await session.execute(sa.delete(ATTRIBUTE_FACTS))
+    await count_attribute_facts(session, counts)
+
+
+async def attribute_facts(session: AsyncSession, limit: int) -> list[tuple[str, str, str, int]]:
+    """The `limit` most common (name, kind, value, products) rows of the learned values."""
+    statement = (
+        sa.select(
+            ATTRIBUTE_FACTS.c.name,
+            ATTRIBUTE_FACTS.c.kind,
+            ATTRIBUTE_FACTS.c.value,
+            ATTRIBUTE_FACTS.c.ndoc,
+        )
+        .order_by(ATTRIBUTE_FACTS.c.ndoc.desc(), ATTRIBUTE_FACTS.c.name, ATTRIBUTE_FACTS.c.value)
+        .limit(limit)
+    )
+    return [(str(n), str(k), str(v), int(c)) for n, k, v, c in await session.execute(statement)]
+
+
+async def word_counts(session: AsyncSession, words: Sequence[str]) -> dict[str, int]:
+    """The product count of each of `words` that is in the word list."""
+    if not words:
+        return {}
+    statement = sa.select(WORDS.c.word, WORDS.c.ndoc).where(WORDS.c.word.in_(list(words)))
+    return {str(w): int(n) for w, n in await session.execute(statement)}
 
 
 async def vocabulary_sources(session: AsyncSession) -> AsyncIterator[tuple[str, str, Any]]:

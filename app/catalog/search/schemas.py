@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 
-from app.catalog.schemas import ProductPublic
+from app.catalog.schemas import ProductPage, ProductPublic
 from app.core.schemas import InputModel, clean_text
 
 MAX_QUERY_LENGTH = 200
@@ -104,6 +104,11 @@ class SearchProduct(ProductPublic):
 
     brand: str | None
     score: float | None = Field(description="Relevance (higher is better); null without a query.")
+    matched_words: list[str] | None = Field(
+        default=None,
+        description="When no product matched every word (`interpreted.match` = `relaxed`): "
+        "the query's words this product matched. Null otherwise.",
+    )
 
 
 class PaginationOut(BaseModel):
@@ -139,11 +144,70 @@ class Facets(BaseModel):
     capped: bool = Field(description="True when counted over the first matches only.")
 
 
+class Condition(BaseModel):
+    name: str
+    op: Op
+    value: str | bool | int | float
+
+
+class InterpretedFilter(BaseModel):
+    """A filter read from the query's words."""
+
+    filter: Literal["price", "attribute", "in_stock"]
+    words: str = Field(description="The words it was read from, as typed.")
+    applied: bool = Field(
+        description="False when a filter of the request on the same field won, or when no "
+        "product matched with it and it was dropped (an attribute condition)."
+    )
+    min: int | None = Field(default=None, description="price: inclusive, in minor units.")
+    max: int | None = Field(default=None, description="price: inclusive, in minor units.")
+    value: bool | None = Field(default=None, description="in_stock.")
+    conditions: list[Condition] | None = Field(
+        default=None, description="attribute: any one of them holds."
+    )
+
+
+class InterpretedBoost(BaseModel):
+    """What ranks some of the matches first, read from the query's words."""
+
+    boost: Literal["price", "category", "attribute"]
+    words: str
+    direction: Literal["low", "high"] | None = Field(
+        default=None, description="price: cheaper (low) or dearer (high) first among equals."
+    )
+    value: str | None = Field(default=None, description="category: its slug.")
+    conditions: list[Condition] | None = Field(
+        default=None, description="attribute: products with this exact value rank first."
+    )
+
+
+class Correction(BaseModel):
+    typed: str
+    corrected: str
+
+
+class Interpreted(BaseModel):
+    """How the query was read: the words matched as text, and what the other words became."""
+
+    text: str = Field(description="The words matched as text (empty: a listing by filters).")
+    filters: list[InterpretedFilter]
+    boosts: list[InterpretedBoost]
+    ignored: list[str] = Field(description="Filler words: neither required nor corrected.")
+    corrections: list[Correction] = Field(description="Spelling corrections applied.")
+    match: Literal["all", "corrected", "relaxed"] = Field(
+        description="all: every word matched; corrected: after spelling corrections; "
+        "relaxed: no product matched every word (see each product's matched_words)."
+    )
+
+
 class SearchResponse(BaseModel):
     products: list[SearchProduct]
     pagination: PaginationOut
     messages: list[Message]
     facets: Facets | None = None
+    interpreted: Interpreted | None = Field(
+        default=None, description="How the query was read (null without a query)."
+    )
 
 
 class Category(BaseModel):
@@ -154,3 +218,11 @@ class Category(BaseModel):
 
 class CategoryList(BaseModel):
     data: list[Category]
+
+
+class ProductListing(ProductPage):
+    """`GET /v1/products`: a page of products, and how `q` was read."""
+
+    interpreted: Interpreted | None = Field(
+        default=None, description="How `q` was read (null without `q`); see the search endpoint."
+    )

@@ -16,21 +16,28 @@ or narrow with filters, to go further); counts are exact up to `COUNT_CAP` and f
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import replace
+from typing import Any, Literal, cast
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.cursor import CursorCodec, Position, fingerprint
 from app.catalog.search import repository as search_repo
-from app.catalog.search.common import AttributeCondition, Filters, Row, Spec
+from app.catalog.search.common import AttributeCondition, Boosts, Filters, Row, Spec
 from app.catalog.search.engine import SearchEngine
+from app.catalog.search.profile import catalog_profile, learned_values_changed
 from app.catalog.search.repository import FacetCounts, sort_key
 from app.catalog.search.schemas import (
     Category,
     CategoryList,
+    Condition,
+    Correction,
     Facets,
     FacetValue,
+    Interpreted,
+    InterpretedBoost,
+    InterpretedFilter,
     Message,
     PaginationOut,
     PriceBand,
@@ -39,12 +46,13 @@ from app.catalog.search.schemas import (
     SearchRequest,
     SearchResponse,
 )
-from app.catalog.search.text import ParsedQuery, fold, parse, product_vocabulary
+from app.catalog.search.text import ParsedQuery, attribute_facts, fold, parse, product_vocabulary
+from app.catalog.search.understand import Reading, WordCondition, understand
 from app.core.errors import AppError
 
 RELEVANCE_CAP = 1000
 FEW_RESULTS = 3  # below this many matches, unknown words get a `did_you_mean` suggestion
-CORRECTED, RELAXED = 1, 2
+CORRECTED, RELAXED, DROPPED = 1, 2, 4
 _SLUG_SEPARATORS = re.compile(r"[^a-z0-9]+")
 
 
@@ -93,6 +101,7 @@ def _product(row: Row) -> SearchProduct:
         in_stock=row.stock > 0,
         updated_at=p["updated_at"],
         score=row.score,
+        matched_words=list(row.matched) if row.matched is not None else None,
     )
 
 
@@ -130,6 +139,7 @@ class Search:
         self.engine = engine
         self.session = session
         self.cursors = cursors
+        self._corrections: dict[str, str] = {}  # the spelling corrections the results used
 
     async def run(self, request: SearchRequest) -> SearchResponse:
         """The response to one search request (503 `search_timeout` past the time budget)."""
@@ -142,28 +152,28 @@ class Search:
 
     async def _run(self, request: SearchRequest) -> SearchResponse:
         text = (request.query or "").strip()
-        query = parse(text) if text else None
-        if query is not None and query.empty and not query.whole:
-            query = None  # nothing searchable (e.g. only combining marks): a plain listing
-        if query is not None:
-            query = await self.engine.settle(self.session, query)
-        messages: list[Message] = []
-        sort = request.sort or ("relevance" if query else "sku")
-        if sort == "relevance" and query is None:
-            sort = "sku"
-        filters = normalise_filters(request.filters)
-        binding = binding_of(text, filters, sort)
+        explicit = normalise_filters(request.filters)
+        reading = understand(text, await catalog_profile(self.session)) if text else None
+        binding_sort = request.sort or ("relevance" if text else "sku")
         limit = request.pagination.limit
         position: Position | None = None
         if request.pagination.cursor:
-            position = self.cursors.decode(request.pagination.cursor, binding, sort)
-        spec = Spec(query, filters, sort, limit=limit + 1, candidates=RELEVANCE_CAP)
+            binding = binding_of(text, explicit, binding_sort)
+            position = self.cursors.decode(request.pagination.cursor, binding, binding_sort)
+        read = _Read(reading, explicit, dropped=bool(position and position.mode & DROPPED))
+        query = await self._query(read.text())
+        sort = request.sort or ("relevance" if query else _listing_sort(reading))
         if position is None:
-            spec, mode, total, capped = await self._first_page(spec, messages)
+            # the binding is computed with the sort the request implies (relevance with text)
+            binding = binding_of(text, explicit, binding_sort)
+        messages: list[Message] = []
+        spec = Spec(query, read.filters(), sort, None, limit + 1, RELEVANCE_CAP, read.boosts())
+        if position is None:
+            spec, mode, total, capped, read = await self._first_page(spec, read, messages)
         else:
             mode, total, capped = position.mode, position.total, position.capped
-            spec = await self._reread(spec, mode, messages)
-            spec = Spec(spec.query, filters, sort, position.key, limit + 1, RELEVANCE_CAP)
+            spec = await self._reread(spec, mode, read, messages)
+            spec = replace(spec, after=position.key)
         rows = await self.engine.page(self.session, spec)
         page = rows[:limit]
         next_cursor = None
@@ -183,60 +193,208 @@ class Search:
             ),
             messages=messages,
             facets=facets,
+            interpreted=read.interpreted(spec.query, mode, self._corrections),
         )
 
-    async def _first_page(self, spec: Spec, messages: list[Message]) -> tuple[Spec, int, int, bool]:
-        """Count, and when nothing matches, try the corrected and then the relaxed query."""
+    async def _query(self, text: str) -> ParsedQuery | None:
+        query = parse(text) if text else None
+        if query is not None and query.empty and not query.whole:
+            return None  # nothing searchable (e.g. only combining marks): a plain listing
+        if query is not None:
+            query = await self.engine.settle(self.session, query)
+        return query
+
+    async def _first_page(
+        self, spec: Spec, read: _Read, messages: list[Message]
+    ) -> tuple[Spec, int, int, bool, _Read]:
+        """Count; when nothing matches, drop the conditions read from words (their words become
+        text words again), then try the corrected and then the relaxed query."""
         total, capped = await self.engine.count(self.session, spec)
-        query, mode = spec.query, 0
+        mode = 0
+        if total == 0 and read.has_conditions():
+            dropped = _Read(read.reading, read.explicit, dropped=True)
+            query = await self._query(dropped.text())
+            candidate = replace(spec, query=query, filters=dropped.filters())
+            if query is not None or candidate.sort != "relevance":
+                spec, read, mode = candidate, dropped, DROPPED
+                total, capped = await self.engine.count(self.session, spec)
+                messages.append(_dropped())
+        query = spec.query
         if query is None or total >= FEW_RESULTS or _looks_like_code(query):
-            return spec, mode, total, capped
+            return spec, mode, total, capped, read
         corrections = await self.engine.corrections(self.session, query)
         if corrections:
             corrected = query.replaced(corrections)
             messages.append(_did_you_mean(corrected))
             if total == 0:
-                candidate = _with(spec, corrected)
+                candidate = replace(spec, query=corrected)
                 n, c = await self.engine.count(self.session, candidate)
                 if n:
-                    spec, total, capped, mode = candidate, n, c, CORRECTED
+                    spec, total, capped, mode = candidate, n, c, mode | CORRECTED
+                    self._corrections = corrections
                     messages.append(_corrected(corrected))
         # still nothing: any word is enough (of the corrected query, when there is one; the cursor
-        # then says both, so later pages read the query the same way)
+        # then says both, so later pages read the query the same way), ranked by coverage
         if total == 0 and len(query.clauses) > 1:
             current, used = (query.replaced(corrections), CORRECTED) if corrections else (query, 0)
-            candidate = _with(spec, current.relaxed())
+            candidate = replace(
+                spec, query=current.relaxed(), boosts=replace(spec.boosts, coverage=True)
+            )
             n, c = await self.engine.count(self.session, candidate)
             if n:
-                spec, total, capped, mode = candidate, n, c, used | RELAXED
+                spec, total, capped, mode = candidate, n, c, mode | used | RELAXED
                 if used:
+                    self._corrections = corrections
                     messages.append(_corrected(current))
                 messages.append(_relaxed())
-        return spec, mode, total, capped
+        return spec, mode, total, capped, read
 
-    async def _reread(self, spec: Spec, mode: int, messages: list[Message]) -> Spec:
+    async def _reread(self, spec: Spec, mode: int, read: _Read, messages: list[Message]) -> Spec:
         """A later page: read the query as the first page did."""
+        if mode & DROPPED:
+            messages.append(_dropped())
         query = spec.query
         if query is None:
             return spec
         if mode & CORRECTED:
             corrections = await self.engine.corrections(self.session, query)
+            self._corrections = corrections
             query = query.replaced(corrections)
             messages.append(_corrected(query))
         if mode & RELAXED:
-            query = query.relaxed()
             messages.append(_relaxed())
-        return _with(spec, query)
+            return replace(spec, query=query.relaxed(), boosts=replace(spec.boosts, coverage=True))
+        return replace(spec, query=query)
+
+
+class _Read:
+    """A query's reading (app/catalog/search/understand.py) applied to a request's filters: an
+    explicit filter always wins over one read from words."""
+
+    def __init__(self, reading: Reading | None, explicit: Filters, *, dropped: bool) -> None:
+        self.reading = reading
+        self.explicit = explicit
+        self.dropped = dropped  # the attribute conditions read from words are not applied
+
+    def text(self) -> str:
+        if self.reading is None:
+            return ""
+        return self.reading.fallback_text if self.dropped else self.reading.text
+
+    def _price_applies(self) -> bool:
+        return self.explicit.price_min is None and self.explicit.price_max is None
+
+    def _condition_applies(self, condition: WordCondition) -> bool:
+        named = {c.name for c in self.explicit.attributes}
+        return not self.dropped and not any(c.name in named for c in condition.conditions)
+
+    def has_conditions(self) -> bool:
+        r = self.reading
+        return r is not None and any(self._condition_applies(c) for c in r.attributes)
+
+    def filters(self) -> Filters:
+        r, f = self.reading, self.explicit
+        if r is None:
+            return f
+        if self._price_applies():
+            f = replace(f, price_min=r.price_min, price_max=r.price_max)
+        if f.in_stock is None and r.in_stock is not None:
+            f = replace(f, in_stock=r.in_stock)
+        groups = tuple(c.conditions for c in r.attributes if self._condition_applies(c))
+        return replace(f, any_of=groups) if groups else f
+
+    def boosts(self) -> Boosts:
+        r = self.reading
+        if r is None:
+            return Boosts()
+        return Boosts(
+            attributes=tuple(b.conditions for b in r.boosts),
+            categories=tuple(slug for slug, _ in r.categories),
+            price=r.intent,
+        )
+
+    def interpreted(
+        self, query: ParsedQuery | None, mode: int, corrections: dict[str, str]
+    ) -> Interpreted | None:
+        r = self.reading
+        if r is None:
+            return None
+        filters: list[InterpretedFilter] = []
+        if r.price_source:
+            filters.append(
+                InterpretedFilter(
+                    filter="price",
+                    words=r.price_source,
+                    applied=self._price_applies(),
+                    min=r.price_min,
+                    max=r.price_max,
+                )
+            )
+        if r.in_stock is not None:
+            applied = self.explicit.in_stock is None
+            filters.append(
+                InterpretedFilter(
+                    filter="in_stock", words=r.in_stock_source, applied=applied, value=True
+                )
+            )
+        for condition in r.attributes:
+            filters.append(
+                InterpretedFilter(
+                    filter="attribute",
+                    words=condition.source,
+                    applied=self._condition_applies(condition),
+                    conditions=_conditions(condition),
+                )
+            )
+        boosts: list[InterpretedBoost] = []
+        if r.intent:
+            direction: Literal["low", "high"] = "low" if r.intent < 0 else "high"
+            boosts.append(
+                InterpretedBoost(boost="price", words=r.intent_source, direction=direction)
+            )
+        for slug, words in r.categories:
+            boosts.append(InterpretedBoost(boost="category", words=words, value=slug))
+        for boost in r.boosts:
+            boosts.append(
+                InterpretedBoost(
+                    boost="attribute", words=boost.source, conditions=_conditions(boost)
+                )
+            )
+        made = corrections if mode & CORRECTED else {}
+        return Interpreted(
+            text=query.text() if query is not None else "",
+            filters=filters,
+            boosts=boosts,
+            ignored=list(r.ignored),
+            corrections=[Correction(typed=t, corrected=c) for t, c in sorted(made.items())],
+            match="relaxed" if mode & RELAXED else "corrected" if mode & CORRECTED else "all",
+        )
+
+
+def _conditions(condition: WordCondition) -> list[Condition]:
+    return [Condition(name=c.name, op=cast(Any, c.op), value=c.value) for c in condition.conditions]
+
+
+def _listing_sort(reading: Reading | None) -> str:
+    """Without text to rank by, price intent orders the listing (`cheap` alone: cheapest first)."""
+    if reading is not None and reading.intent:
+        return "price_asc" if reading.intent < 0 else "price_desc"
+    return "sku"
+
+
+def _dropped() -> Message:
+    return Message(
+        type="warning",
+        code="conditions_dropped",
+        content="No product matched the conditions read from the query's words; they were "
+        "searched as words instead (see interpreted.filters).",
+    )
 
 
 def _looks_like_code(query: ParsedQuery) -> bool:
     """One token mixing letters and digits (a SKU, a model number): not a spelling mistake."""
     token = query.whole
     return " " not in token and any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
-
-
-def _with(spec: Spec, query: ParsedQuery) -> Spec:
-    return Spec(query, spec.filters, spec.sort, spec.after, spec.limit, spec.candidates)
 
 
 def _did_you_mean(corrected: ParsedQuery) -> Message:
@@ -296,11 +454,16 @@ def attribute_expression(text: str) -> dict[str, Any]:
 
 
 async def rebuild_vocabulary(session: AsyncSession) -> int:
-    """Recount the spelling word list from every product (after a bulk load that bypassed the
-    upsert path, e.g. COPY); returns the number of words."""
+    """Recount the spelling word list and the learned attribute values from every product (after
+    a bulk load that bypassed the upsert path, e.g. COPY); returns the number of words."""
     counts: dict[str, int] = {}
+    facts: dict[tuple[str, str, str], int] = {}
     async for name, category, attributes in search_repo.vocabulary_sources(session):
         for word in product_vocabulary(name, category, attributes):
             counts[word] = counts.get(word, 0) + 1
+        for fact in attribute_facts(category, attributes):
+            facts[fact] = facts.get(fact, 0) + 1
     await search_repo.rebuild_words(session, counts)
+    await search_repo.rebuild_attribute_facts(session, facts)
+    learned_values_changed()
     return len(counts)

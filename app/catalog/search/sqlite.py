@@ -214,6 +214,20 @@ class SqliteText(TextBackend):
             found[w] = close[:5]
         return found
 
+    async def term_matches(
+        self, session: AsyncSession, terms: Sequence[Term], skus: Sequence[str]
+    ) -> dict[str, set[int]]:
+        found: dict[str, set[int]] = {}
+        wanted = list(skus)
+        for index, term in enumerate(terms):
+            match = self._match(ParsedQuery(((Term(term.words, term.prefix),),)))
+            statement = sa.select(FACTS.c.sku).where(
+                FACTS.c.id.in_(sa.select(FTS.c.rowid).where(match)), FACTS.c.sku.in_(wanted)
+            )
+            for sku in await session.scalars(statement):
+                found.setdefault(str(sku), set()).add(index)
+        return found
+
 
 # Per engine, asked once: the table comes with the migration the app runs at start-up.
 _WORD_INDEX: WeakKeyDictionary[Any, bool] = WeakKeyDictionary()

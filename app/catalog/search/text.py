@@ -33,6 +33,7 @@ MAX_TERMS = 16  # words beyond this are ignored (a query is at most 200 characte
 MAX_WORD_LENGTH = 64
 _WORD = re.compile(r"[^\W_]+")
 _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+_EDGES = re.compile(r"^[^\w]+|[^\w]+$")
 
 
 def fold(text: str) -> str:
@@ -61,6 +62,12 @@ class Term:
 
     words: tuple[str, ...]
     prefix: bool = False  # the last word may be the start of a longer word
+    raw: str = field(default="", compare=False)  # as typed (for `matched_words`)
+
+    @property
+    def label(self) -> str:
+        """The term as the user typed it (its words when it was corrected)."""
+        return self.raw or " ".join(self.words)
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,8 @@ class ParsedQuery:
 
         def fix(term: Term) -> Term:
             fixed = tuple(corrections.get(w, w) for w in term.words)
-            return Term(fixed, term.prefix and fixed == term.words)
+            same = fixed == term.words
+            return Term(fixed, term.prefix and same, term.raw if same else " ".join(fixed))
 
         clauses = tuple(tuple(fix(t) for t in clause) for clause in self.clauses)
         return ParsedQuery(clauses, self.excluded, self.raw, self.whole)
@@ -105,7 +113,7 @@ class ParsedQuery:
 
     def without_prefix(self) -> ParsedQuery:
         """The same query with every word matched whole."""
-        clauses = tuple(tuple(Term(t.words) for t in clause) for clause in self.clauses)
+        clauses = tuple(tuple(Term(t.words, raw=t.raw) for t in clause) for clause in self.clauses)
         return ParsedQuery(clauses, self.excluded, self.raw, self.whole)
 
     def text(self) -> str:
@@ -147,7 +155,8 @@ def parse(query: str) -> ParsedQuery:
             continue
         # a bare last word (`headph`) is a prefix; so is a hyphenated one's last part
         prefix = index == last_bare
-        term = Term(tuple(found), prefix)
+        typed = (quoted if quoted is not None else bare or "").strip()
+        term = Term(tuple(found), prefix, _EDGES.sub("", typed))
         if pending_or:
             clauses[-1].append(term)
             pending_or = False
@@ -184,3 +193,41 @@ def product_vocabulary(name: str, category: str, attributes: Any) -> set[str]:
     if isinstance(attributes, dict):
         parts.extend(v for v in attributes.values() if isinstance(v, str))
     return vocabulary_words(" ".join(parts))
+
+
+CATEGORY_FACT = ":category"  # the learned list's pseudo-attribute for a product's category
+MAX_FACT_NAME = 40  # attribute names longer than this are not learned
+MAX_FACT_VALUE = 40  # text values longer than this are not learned (descriptions, not values)
+MAX_FACT_WORDS = 4
+
+
+def _fact_number(value: int | float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def attribute_facts(category: str, attributes: Any) -> set[tuple[str, str, str]]:
+    """What a product adds to the learned list of attribute values (`search_attributes`), as
+    (name, kind, value): kind `n` a number, `b` a boolean, `t` a short text with a letter
+    (folded: identifiers such as GTINs and long texts stay out), and its category."""
+    if isinstance(attributes, str):
+        attributes = json.loads(attributes)
+    facts = {(CATEGORY_FACT, "t", category)}
+    if not isinstance(attributes, dict):
+        return facts
+    for name, value in attributes.items():
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_FACT_NAME:
+            continue
+        if isinstance(value, bool):
+            facts.add((name, "b", "true" if value else "false"))
+        elif isinstance(value, int | float):
+            if value == value and abs(value) < 1e15:  # not NaN, not absurd
+                facts.add((name, "n", _fact_number(value)))
+        elif isinstance(value, str):
+            folded = " ".join(fold(value).split())
+            if (
+                0 < len(folded) <= MAX_FACT_VALUE
+                and len(folded.split()) <= MAX_FACT_WORDS
+                and any(c.isalpha() for c in folded)
+            ):
+                facts.add((name, "t", folded))
+    return facts

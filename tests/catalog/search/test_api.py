@@ -152,8 +152,10 @@ async def test_search_response_shape_and_metering(client: AsyncClient, key: str)
         assert header in response.headers, header
     assert response.headers["X-RateLimit-Limit"] == "120"  # pro: 120 a minute
     body = response.json()
-    assert set(body) == {"products", "pagination", "messages", "facets"}
+    assert set(body) == {"products", "pagination", "messages", "facets", "interpreted"}
     assert body["facets"] is None  # only when asked
+    assert body["interpreted"]["text"] == "kettle"
+    assert body["interpreted"]["match"] == "all"
     assert body["messages"] == []
     assert body["pagination"] == {
         "cursor": None,
@@ -164,7 +166,8 @@ async def test_search_response_shape_and_metering(client: AsyncClient, key: str)
     assert sorted(skus_of(body["products"])) == ["KET-1", "KET-2"]
     by_sku = {p["sku"]: p for p in body["products"]}
     for item in body["products"]:
-        assert set(item) == PRODUCT_FIELDS
+        assert set(item) == PRODUCT_FIELDS | {"matched_words"}
+        assert item["matched_words"] is None  # every word matched
         assert isinstance(item["score"], float) and math.isfinite(item["score"])
         assert item["score"] > 0
     copper = by_sku["KET-1"]
