@@ -233,6 +233,7 @@ class Outcome:
     total_count: int
     everything: list[Product] | None = None  # every page, when the case walks
     errors: list[str] = field(default_factory=list)
+    interpreted: dict[str, Any] | None = None  # the response's `interpreted` block (issue 18)
 
     @property
     def results(self) -> list[Product]:

@@ -15,7 +15,8 @@ catalog's learned facts come in as a `CatalogProfile`, app/catalog/search/profil
 * **numbers with a unit or an attribute name** (`size 10`, `16gb`, `32 GB RAM`, `65w`, `27 inch`,
   `4-season`, `1000 pieces`, `at least 16gb`) become an attribute condition on the attributes the
   catalog has with that unit (`_gb`, `_in`, `wattage`, ...), narrowed by a word of the attribute's
-  name next to it (`RAM` → `ram_gb`);
+  name next to it (`RAM` → `ram_gb`); so does a bare decimal that exactly one attribute has
+  (`10.5`: `size`);
 * **boolean attributes named in words** (`wireless`, `noise cancelling`, `5g`) become a condition
   (kept as a text word when nothing else is left to match); `in stock` the stock filter;
 * **attribute values** the catalog has (`red`, `earbuds`, `women`, `over-ear`, a brand) stay text
@@ -53,7 +54,7 @@ FILLER_WORDS = frozenset(
     stuff hi hello hey thanks thank help under below less price priced prices cost costs costing
     dollar dollars usd bucks available sell sells selling there here them these those they we us
     he she am im ive id just really very also too maybe about around approximately within which
-    who where how why when whose s m ll d pls ones""".split()
+    who where how why when whose s m ll d pls ones in on sorted sort sale deal deals""".split()
 )
 FILLER_PHRASES: tuple[tuple[str, ...], ...] = (
     ("do", "you", "have"),
@@ -459,13 +460,38 @@ def _fillers(state: _State) -> None:
             end = i + len(phrase)
             if state.free(i, end) and tuple(t.norm for t in tokens[i:end]) == phrase:
                 state.use(i, end, "filler")
+    for i in range(len(tokens) - 1):  # `top 5 laptops`
+        if norms[i] == "top" and norms[i + 1].isdigit() and state.free(i, i + 2):
+            state.use(i, i + 2, "filler")
+    protected = comparisons | _in_values(state)  # `in ear`: a value, not filler
     for i, token in enumerate(tokens):
-        if not state.free(i, i + 1) or not token.words:
+        if not state.free(i, i + 1) or not token.words or i in protected:
             continue
         if norms[i] in ("or", "and") and norms[i + 1 : i + 2] in (["more"], ["less"], ["up"]):
             continue  # `16gb or more`: read with the number
-        if i not in comparisons and all(w in FILLER_WORDS or w in STOP_WORDS for w in token.words):
+        if all(w in FILLER_WORDS or w in STOP_WORDS for w in token.words):
             state.use(i, i + 1, "filler")
+
+
+def _in_values(state: _State) -> set[int]:
+    """The tokens of phrases of several words that the catalog has as a value (`in ear`)."""
+    found: set[int] = set()
+    for i in range(len(state.tokens)):
+        for size in (4, 3, 2):
+            if _value_at(state, i, i + size):
+                found.update(range(i, i + size))
+    return found
+
+
+def _value_at(state: _State, start: int, end: int) -> tuple[tuple[str, str], ...] | None:
+    """The (attribute, value) pairs spelled by the free tokens start..end, if any."""
+    if not state.free(start, end):
+        return None
+    phrase = tuple(w for t in state.tokens[start:end] for w in t.words)
+    if not phrase or all(w in STOP_WORDS for w in phrase):
+        return None
+    texts = state.profile.texts
+    return texts.get(phrase) or texts.get((*phrase[:-1], _singular(phrase[-1])))
 
 
 def _price_intent(state: _State) -> None:
@@ -538,6 +564,12 @@ def _numbers(state: _State) -> None:
             named = _named_attributes(state.profile, tokens[i - 1].norm)
             if named:
                 candidates, start = [(n, 1.0) for n in named], i - 1
+        if not candidates and "." in match.group("num") and not match.group("op"):
+            # a bare decimal that one attribute has (`running shoes 10.5`); integers stay text
+            # (`ryzen 9`, model numbers)
+            having = [n for n, values in state.profile.numbers.items() if value in values]
+            if len(having) == 1:
+                candidates = [(having[0], 1.0)]
         if not candidates:
             continue
         candidates, start, end = _qualified(state, candidates, start, end)
@@ -655,13 +687,9 @@ def _values(state: _State) -> None:
     for i in range(len(tokens)):
         for size in (4, 3, 2, 1):
             end = i + size
-            if i < covered or not state.free(i, end):
+            if i < covered:
                 continue
-            phrase = tuple(w for t in tokens[i:end] for w in t.words)
-            if not phrase or all(w in STOP_WORDS for w in phrase):
-                continue
-            singular = (*phrase[:-1], _singular(phrase[-1]))
-            pairs = profile.texts.get(phrase) or profile.texts.get(singular)
+            pairs = _value_at(state, i, end)
             if pairs and pairs not in boosted:
                 boosted.add(pairs)
                 conditions = tuple(AttributeCondition(n, "eq", v) for n, v in pairs)
