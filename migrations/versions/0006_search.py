@@ -28,7 +28,7 @@ down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Keep in step with app/catalog/search/repository.py (SEARCH_CONFIG, GTIN_KEYS).
+# Keep in step with app/catalog/search/postgres.py (SEARCH_CONFIG) and repository.py (GTIN).
 # ASCII punctuation becomes a space before parsing, as the query side splits words (text.py) and
 # as SQLite's tokenizer does: PostgreSQL's parser would otherwise keep `1.7`, `-1000`, `+5` or
 # `example.com` as single tokens that a typed `1.7L` or `T-1000` never matches.

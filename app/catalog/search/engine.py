@@ -50,7 +50,6 @@ class SearchEngine(Protocol):
 
 
 MAX_CORRECTED_WORDS = 6
-MIN_SUGGESTED_PRODUCTS = 1  # a correction is a word at least this many products have
 
 
 class DatabaseSearch:
@@ -69,17 +68,14 @@ class DatabaseSearch:
         return await repo.categories(session)
 
     async def corrections(self, session: AsyncSession, query: ParsedQuery) -> dict[str, str]:
-        # Only a word that is neither in the catalog nor a word of the language is corrected,
-        # and only into a word that several products have: "cheap" is never "chef".
+        # Only a word that is neither in the catalog nor a word of the language is corrected
+        # ("cheap" is never "chef"), into the most similar catalog word (ties: the one more
+        # products have).
         typed = _checkable(query.all_words())
         unknown = [w for w in typed if w not in await repo.known_words(session, typed)]
         unknown = [w for w in unknown if w not in await words_of_the_language(unknown)]
         similar = await repo.similar_words(session, unknown)
-        return {
-            w: frequent[0][0]
-            for w, options in similar.items()
-            if (frequent := [o for o in options if o[2] >= MIN_SUGGESTED_PRODUCTS])
-        }
+        return {w: options[0][0] for w, options in similar.items() if options}
 
     async def settle(self, session: AsyncSession, query: ParsedQuery) -> ParsedQuery:
         # A prefix costs a scan of every indexed word it starts (at 1M: "headphones" as a prefix

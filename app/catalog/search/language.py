@@ -4,8 +4,8 @@ word ("cheap" into "chef", "under" into "founder").
 The list is English word frequencies from `pyspellchecker` (MIT; built from the OpenSubtitles
 corpus: 160,572 words, each seen at least 50 times; 650 KB gzipped). Only its data file is read,
 not its spelling code, and only when a search first needs it (few or no results, so spelling is
-checked): about 0.1 s and 14 MB once per instance, never on the cold start of a request that does
-not need it (bench/RESULTS.md). The package's other languages (6 MB of data) ship unread.
+checked): 0.1-0.25 s and ~22 MB once per instance, never on the cold start of a request that
+does not need it. The package's other languages (6 MB of data) ship unread.
 """
 
 from __future__ import annotations

@@ -35,6 +35,10 @@ class CatalogProfile:
     flags: frozenset[str] = frozenset()  # boolean attributes some product has as true
     # the words of a text value -> the (attribute, value) pairs spelled that way
     texts: Mapping[tuple[str, ...], tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    # a word of a category slug (and its singular) -> the slugs it names
+    category_words: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # the first word of a boolean attribute's name -> (its words, the name), longest first
+    flag_words: Mapping[str, tuple[tuple[tuple[str, ...], str], ...]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, facts: Iterable[tuple[str, str, str, int]]) -> CatalogProfile:
@@ -56,12 +60,35 @@ class CatalogProfile:
                 key = tuple(words(value))
                 if key:
                     texts.setdefault(key, set()).add((name, value))
+        named: dict[str, set[str]] = {}
+        for slug in categories:
+            for part in slug.split("-"):
+                for form in (part, singular(part)):
+                    named.setdefault(form, set()).add(slug)
+        by_first: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+        for name in flags:
+            parts = tuple(name.split("_"))
+            by_first.setdefault(parts[0], []).append((parts, name))
         return cls(
             frozenset(categories),
             {n: frozenset(v) for n, v in numbers.items()},
             frozenset(flags),
             {k: tuple(sorted(v)) for k, v in texts.items()},
+            {w: tuple(sorted(v)) for w, v in named.items()},
+            {w: tuple(sorted(v, key=lambda f: (-len(f[0]), f[1]))) for w, v in by_first.items()},
         )
+
+
+def singular(word: str) -> str:
+    """A plural's singular, roughly (`laptops`, `shoes`, `batteries`, `boxes`); for matching
+    category words and values, never shown."""
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("es") and word[:-2].endswith(("sh", "ch", "x", "ss")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word
 
 
 @dataclass

@@ -251,9 +251,9 @@ async def test_sqlite_names_with_eszett_or_ligatures_are_found_as_typed(
 async def test_sqlite_brand_and_attribute_filters_ignore_non_ascii_case(
     sqlite_client: tuple[AsyncClient, str],
 ) -> None:
-    """README: brands "any case". `_filters`/`_attribute` compare SQL `lower(...)` with Python
-    `.lower()`; SQLite's lower() folds ASCII only, so `ÉCLAT` != `éclat` there (PostgreSQL
-    matches)."""
+    """README: brands "any case". `filter_conditions` (app/catalog/search/common.py) compares
+    SQL `lower(...)` with Python `.lower()`; SQLite's lower() folds ASCII only, so `ÉCLAT` !=
+    `éclat` there (PostgreSQL matches)."""
     client, key = sqlite_client
     await upsert(
         client,
