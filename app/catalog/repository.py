@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -137,8 +138,12 @@ async def _count_words(
         )
     await search_repo.count_words(session, words)
     await search_repo.count_attribute_facts(session, facts)
-    if any(facts.values()):
-        learned_values_changed()
+    if any(facts.values()):  # once committed: a search before that would cache the old ones
+        event.listen(session.sync_session, "after_commit", _values_changed, once=True)
+
+
+def _values_changed(_: Any) -> None:
+    learned_values_changed()
 
 
 def _diff(deltas: dict[Any, int], new: set[Any], old: set[Any]) -> None:

@@ -44,6 +44,7 @@ from app.catalog.search.text import STOP_WORDS, fold
 
 MINOR_UNITS = 100  # the catalog's currency has cents (prices are stored in minor units)
 MAX_PRICE_CENTS = 2_000_000_000
+MAX_ATTRIBUTE_NUMBER = 10**15  # as an attribute filter of the request (schemas.py)
 
 # Words an agent adds around what it wants; never required, never corrected. Kept short on
 # purpose: a word that can name a product ("one", "light", "pro", "max", "new") is not here.
@@ -196,6 +197,7 @@ _NUMBER_TOKEN = re.compile(
     r"^(?P<op>[<>]=?|[≤≥])?(?P<num>\d+(?:\.\d+)?)-?(?P<unit>[a-z\"″']+)?(?P<plus>\+)?$"
 )
 _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 _EDGE = re.compile(r"^[^\w$€£<>≤≥\"″'+-]+|[^\w$€£<>≤≥\"″'+%]+$")
 
 
@@ -270,9 +272,9 @@ def understand(query: str, profile: CatalogProfile) -> Reading:
     """Read the constraints of `query` (see the module docstring)."""
     state = _State(_tokens(query), profile)
     _prices(state)
+    _in_stock(state)
     _fillers(state)
     _price_intent(state)
-    _in_stock(state)
     _numbers(state)
     _flags(state)
     _values(state)
@@ -472,7 +474,10 @@ def _fillers(state: _State) -> None:
     for i in range(len(tokens) - 1):  # `top 5 laptops`
         if norms[i] == "top" and norms[i + 1].isdigit() and state.free(i, i + 2):
             state.use(i, i + 2, "filler")
-    protected = comparisons | _in_values(state)  # `in ear`: a value, not filler
+    units = {  # `27 in monitor`: a unit after a number, not filler
+        i for i in range(1, len(tokens)) if norms[i] in UNITS and _NUMBER.match(norms[i - 1])
+    }
+    protected = comparisons | units | _in_values(state)  # `in ear`: a value, not filler
     for i, token in enumerate(tokens):
         if not state.free(i, i + 1) or not token.words or i in protected:
             continue
@@ -561,6 +566,8 @@ def _numbers(state: _State) -> None:
         if match is None:
             continue
         value = float(match.group("num"))
+        if not math.isfinite(value) or value > MAX_ATTRIBUTE_NUMBER:
+            continue  # a 400-digit number is text
         start, end = i, i + 1
         unit = match.group("unit")
         candidates: list[tuple[str, float]] = []
@@ -587,6 +594,8 @@ def _numbers(state: _State) -> None:
             op = "gte"
             end += 2 if not match.group("plus") else 0
         conditions = _conditions(state.profile, candidates, op, value)
+        if not conditions:
+            continue
         source = state.use(start, end, "attribute")
         state.attributes.append((WordCondition(source, conditions), list(range(start, end))))
 
@@ -632,6 +641,9 @@ def _conditions(
     """One condition per attribute; for `eq`, only the attributes that have the value when
     some do (`16gb`: `ram_gb`, not `storage_gb`)."""
     scaled = [(name, _number(value * factor)) for name, factor in candidates]
+    scaled = [(n, v) for n, v in scaled if abs(v) <= MAX_ATTRIBUTE_NUMBER]
+    if not scaled:
+        return ()  # beyond every real measure (the bound of an attribute filter): text
     if op == "eq":
         having = [(n, v) for n, v in scaled if float(v) in profile.numbers.get(n, ())]
     else:  # `at least 16gb`: the attributes whose values it divides (`ram_gb`, not storage)
@@ -645,8 +657,9 @@ def _within(value: float, values: frozenset[float]) -> bool:
 
 
 def _number(value: float) -> int | float:
-    rounded = round(value, 6)
-    return int(rounded) if math.isclose(rounded, round(rounded)) else rounded
+    """`value` without float noise (1700 ml × 0.001 = 1.7, not 1.7000000000000002)."""
+    clean = float(f"{value:.12g}")
+    return int(clean) if clean.is_integer() else clean
 
 
 # --- flags, values, categories ------------------------------------------------------------------
