@@ -194,7 +194,7 @@ _INCLUSIVE = (
     "≥",
 )
 _NUMBER_TOKEN = re.compile(
-    r"^(?P<op>[<>]=?|[≤≥])?(?P<num>\d+(?:\.\d+)?)-?(?P<unit>[a-z\"″']+)?(?P<plus>\+)?$"
+    r"^(?P<op>[<>]=?|[≤≥])?(?P<num>\d+(?:\.\d+)?)-?(?P<unit>[a-z\"″'][a-z\"″'-]*)?(?P<plus>\+)?$"
 )
 _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
@@ -571,6 +571,10 @@ def _numbers(state: _State) -> None:
         start, end = i, i + 1
         unit = match.group("unit")
         candidates: list[tuple[str, float]] = []
+        age = _age_at(state, i, unit)
+        if age is not None:
+            _read_age(state, i, age, value)
+            continue
         if unit:
             candidates = _unit_attributes(state.profile, unit)
         elif state.free(i + 1, i + 2) and _unit_attributes(state.profile, tokens[i + 1].norm):
@@ -598,6 +602,41 @@ def _numbers(state: _State) -> None:
             continue
         source = state.use(start, end, "attribute")
         state.attributes.append((WordCondition(source, conditions), list(range(start, end))))
+
+
+_YEARS = ("year", "years", "yr", "yrs")
+
+
+def _age_at(state: _State, i: int, unit: str | None) -> int | None:
+    """The end of `8 year old`, `8-year-old`, `8yo`, `8 years old` at token `i`, if it is one
+    and the catalog has an age attribute."""
+    if not any("age" in name.split("_") for name in state.profile.numbers):
+        return None
+    norms = [t.norm for t in state.tokens]
+    if unit in ("yo", "yrs", "years", "year", "yr"):
+        end = i + 1
+    elif unit in ("year-old", "years-old"):
+        return i + 1
+    elif norms[i + 1 : i + 2] and norms[i + 1] in _YEARS and state.free(i + 1, i + 2):
+        end = i + 2
+    else:
+        return None
+    if unit == "yo":
+        return end
+    if norms[end : end + 1] == ["old"] and state.free(end, end + 1):
+        return end + 1
+    return None
+
+
+def _read_age(state: _State, i: int, end: int, value: float) -> None:
+    """A child's age: the attributes named `age...`: a minimum age at most it, a maximum at
+    least it, any other equal to it."""
+    conditions = []
+    for name in sorted(n for n in state.profile.numbers if "age" in n.split("_")):
+        op = "lte" if name.endswith("_min") else "gte" if name.endswith("_max") else "eq"
+        conditions.append(AttributeCondition(name, op, _number(value)))
+    source = state.use(i, end, "attribute")
+    state.attributes.append((WordCondition(source, tuple(conditions)), list(range(i, end))))
 
 
 def _qualified(

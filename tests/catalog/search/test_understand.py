@@ -456,3 +456,28 @@ def test_understand_never_raises_and_its_text_comes_from_the_query(query: str) -
 def test_a_number_beyond_a_float_never_raises() -> None:
     """Review: 400 digits + `gb` made `_number` call round(inf)."""
     assert isinstance(understand("9" * 400 + "gb", PROFILE), Reading)
+
+
+AGES = CatalogProfile.of(
+    [("age_min", "n", "3", 5), ("age_min", "n", "8", 5), ("year", "n", "2020", 4)]
+    + [(":category", "t", "toys", 10)]
+)
+
+
+@pytest.mark.parametrize(
+    ("query", "source"),
+    [
+        ("building set for an 8 year old", "8 year old"),
+        ("toys for a 8-year-old", "8-year-old"),
+        ("gift for 8 years old", "8 years old"),
+        ("plush 8yo", "8yo"),
+    ],
+)
+def test_a_childs_age_reads_a_minimum_age_at_most_it(query: str, source: str) -> None:
+    """`8 year old` is an age (`age_min <= 8`), not the books' `year` (the bench caught it)."""
+    reading = understand(query, AGES)
+    assert [(c.name, c.op, c.value) for w in reading.attributes for c in w.conditions] == [
+        ("age_min", "lte", 8)
+    ]
+    assert reading.attributes[0].source == source
+    assert "year" not in reading.text and "8" not in reading.text.split()
