@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -99,17 +100,22 @@ class CursorCodec:
             data["c"] = 1
         return seal(self._key, data)
 
-    def decode(self, cursor: str, binding: str, sort: str) -> Position:
-        """The position to continue from; `InvalidCursor` for anything but our own cursor."""
+    def decode(self, cursor: str, binding: str, sort: str | Callable[[int], str]) -> Position:
+        """The position to continue from; `InvalidCursor` for anything but our own cursor.
+
+        `sort` may depend on how the first page read the query: a function of the mode."""
         try:
             data = unseal(self._key, cursor, max_length=MAX_CURSOR_LENGTH)
         except BrokenSeal as exc:
             raise InvalidCursor() from exc
+        mode = _valid_int(data.get("m"), 7)
+        if not isinstance(sort, str):
+            sort = sort(mode)
         if data.get("f") != binding or sort not in SORTS:
             raise InvalidCursor()
         return Position(
             key=_valid_key(sort, data.get("k")),
-            mode=_valid_int(data.get("m"), 7),
+            mode=mode,
             total=_valid_int(data.get("t"), MAX_TOTAL),
             capped=data.get("c") == 1,
         )

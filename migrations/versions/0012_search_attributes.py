@@ -42,7 +42,12 @@ def _fill() -> None:
 
     bind = op.get_bind()
     counts: dict[tuple[str, str, str], int] = {}
-    for category, attributes in bind.execute(sa.text("SELECT category, attributes FROM products")):
+    rows = bind.execute(  # statement options: on the connection they would outlive the loop
+        sa.text("SELECT category, attributes FROM products").execution_options(
+            stream_results=True, yield_per=5000
+        )
+    )
+    for category, attributes in rows:  # streamed: a large catalog is not held in memory
         for fact in attribute_facts(category, attributes):
             counts[fact] = counts.get(fact, 0) + 1
     if counts:

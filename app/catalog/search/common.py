@@ -178,6 +178,24 @@ class TextBackend:
         """Which of `terms` (by index) each of `skus` matches anywhere in its text."""
         raise NotImplementedError
 
+    def term_match(self, term: Term) -> tuple[Any, sa.ColumnElement[bool]]:
+        """(the table to read, the condition) for the products matching `term` anywhere."""
+        raise NotImplementedError
+
+    async def term_counts(
+        self, session: AsyncSession, terms: Sequence[Term], cap: int
+    ) -> list[int]:
+        """How many products match each of `terms` anywhere, counted up to `cap` (one
+        statement; the same on every backend below the cap)."""
+
+        def counted(term: Term) -> Any:
+            table, condition = self.term_match(term)
+            found = sa.select(sa.literal(1)).select_from(table).where(condition).limit(cap)
+            return sa.select(sa.func.count()).select_from(found.subquery()).scalar_subquery()
+
+        row = (await session.execute(sa.select(*[counted(t) for t in terms]))).one()
+        return [int(n) for n in row]
+
 
 def flag(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
     return sa.case((condition, 1), else_=0)

@@ -70,12 +70,18 @@ class DatabaseSearch:
     async def corrections(self, session: AsyncSession, query: ParsedQuery) -> dict[str, str]:
         # Only a word that is neither in the catalog nor a word of the language is corrected
         # ("cheap" is never "chef"), into the most similar catalog word (ties: the one more
-        # products have).
+        # products have) that starts with the same letter: a misspelling seldom changes its
+        # first letter, and "frother" is not "other".
         typed = _checkable(query.all_words())
         unknown = [w for w in typed if w not in await repo.known_words(session, typed)]
         unknown = [w for w in unknown if w not in await words_of_the_language(unknown)]
         similar = await repo.similar_words(session, unknown)
-        return {w: options[0][0] for w, options in similar.items() if options}
+        found: dict[str, str] = {}
+        for word, options in similar.items():
+            same_start = [o for o in options if o[0][:1] == word[:1]]
+            if same_start:
+                found[word] = same_start[0][0]
+        return found
 
     async def settle(self, session: AsyncSession, query: ParsedQuery) -> ParsedQuery:
         # A prefix costs a scan of every indexed word it starts (at 1M: "headphones" as a prefix

@@ -153,6 +153,10 @@ class PostgresText(TextBackend):
             found[w].append((word, float(sim), int(ndoc)))
         return found
 
+    def term_match(self, term: Term) -> tuple[Any, sa.ColumnElement[bool]]:
+        query = ParsedQuery(((Term(term.words, term.prefix),),))
+        return PRODUCTS, self.doc.op("@@")(self._tsquery(query))
+
     async def term_matches(
         self, session: AsyncSession, terms: Sequence[Term], skus: Sequence[str]
     ) -> dict[str, set[int]]:

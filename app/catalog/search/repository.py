@@ -242,15 +242,13 @@ async def _boosted(
             if c.category in boosts.categories and c.score < EXACT_SCORE:
                 scores[sku] += CATEGORY_BOOST
     if boosts.price:
-        by_price = sorted(found.values(), key=lambda c: (-boosts.price * c.price_cents, c.sku))
-        for place, c in enumerate(by_price):
-            whole = float(int(scores[c.sku]))
-            scores[c.sku] = whole + 0.999 * (1 - place / len(by_price))
+        for sku, c in found.items():
+            scores[sku] = float(int(scores[sku])) + _price_fraction(c.price_cents, boosts.price)
     matched: dict[str, tuple[int, ...]] = {}
     if boosts.coverage and spec.query is not None:
         terms = [t for clause in spec.query.clauses for t in clause]
         term_hits = await text.term_matches(session, terms, skus)
-        weights = await _term_weights(session, terms, term_hits)
+        weights = await _term_weights(session, text, terms)
         total = sum(weights) or 1.0
         for sku in skus:
             indices = tuple(sorted(term_hits.get(sku, ())))
@@ -263,19 +261,21 @@ async def _boosted(
     }
 
 
+def _price_fraction(price_cents: int, direction: int) -> float:
+    """A fraction in [0, 1) that falls with the price (`direction` -1) or rises with it (1): a
+    function of the price alone, so every backend and candidate set scores a product alike."""
+    cheapness = 1.0 / (1.0 + math.log1p(max(price_cents, 0)))
+    return 0.999 * (cheapness if direction < 0 else 1.0 - cheapness)
+
+
 async def _term_weights(
-    session: AsyncSession, terms: Sequence[Any], hits: dict[str, set[int]]
+    session: AsyncSession, text: TextBackend, terms: Sequence[Any]
 ) -> list[float]:
-    """Each term's rarity: fewer products with it, more weight. A term's product count is its
-    rarest word's in the word list (description words are not listed), or at least how many
-    candidates matched it."""
-    counts = await word_counts(session, sorted({w for t in terms for w in t.words}))
-    weights = []
-    for index, term in enumerate(terms):
-        listed = min((counts.get(w, 0) for w in term.words), default=0)
-        seen = sum(1 for found in hits.values() if index in found)
-        weights.append(math.log(1 + _ALL_DOCUMENTS / (1 + max(listed, seen))))
-    return weights
+    """Each term's rarity, `log(1 + N / (1 + products with it))`: the products are counted in
+    the index (up to COUNT_CAP: past it a word is common), not among the candidates, so every
+    backend weighs a term alike."""
+    counts = await text.term_counts(session, terms, COUNT_CAP)
+    return [math.log(1 + _ALL_DOCUMENTS / (1 + n)) for n in counts]
 
 
 async def page(session: AsyncSession, spec: Spec) -> list[Row]:
@@ -589,14 +589,6 @@ async def attribute_facts(session: AsyncSession, limit: int) -> list[tuple[str, 
         .limit(limit)
     )
     return [(str(n), str(k), str(v), int(c)) for n, k, v, c in await session.execute(statement)]
-
-
-async def word_counts(session: AsyncSession, words: Sequence[str]) -> dict[str, int]:
-    """The product count of each of `words` that is in the word list."""
-    if not words:
-        return {}
-    statement = sa.select(WORDS.c.word, WORDS.c.ndoc).where(WORDS.c.word.in_(list(words)))
-    return {str(w): int(n) for w, n in await session.execute(statement)}
 
 
 async def vocabulary_sources(session: AsyncSession) -> AsyncIterator[tuple[str, str, Any]]:

@@ -154,31 +154,33 @@ class Search:
         text = (request.query or "").strip()
         explicit = normalise_filters(request.filters)
         reading = understand(text, await catalog_profile(self.session)) if text else None
-        binding_sort = request.sort or ("relevance" if text else "sku")
+        # bound to the query, the filters and the sort as first read (an explicit sort equal to
+        # the default is the same search); how the words were read (`mode`) is in the cursor,
+        # and the sort each page uses follows from both (`_sort`)
+        binding = binding_of(text, explicit, _sort(request, reading, 0))
         limit = request.pagination.limit
         position: Position | None = None
         if request.pagination.cursor:
-            binding = binding_of(text, explicit, binding_sort)
-            position = self.cursors.decode(request.pagination.cursor, binding, binding_sort)
-        read = _Read(reading, explicit, dropped=bool(position and position.mode & DROPPED))
+            position = self.cursors.decode(
+                request.pagination.cursor, binding, lambda mode: _sort(request, reading, mode)
+            )
+        mode = position.mode if position else 0
+        read = _Read(reading, explicit, dropped=bool(mode & DROPPED))
         query = await self._query(read.text())
-        sort = request.sort or ("relevance" if query else _listing_sort(reading))
-        if position is None:
-            # the binding is computed with the sort the request implies (relevance with text)
-            binding = binding_of(text, explicit, binding_sort)
+        sort = _sort(request, reading, mode)
         messages: list[Message] = []
         spec = Spec(query, read.filters(), sort, None, limit + 1, RELEVANCE_CAP, read.boosts())
         if position is None:
-            spec, mode, total, capped, read = await self._first_page(spec, read, messages)
+            spec, mode, total, capped, read = await self._first_page(request, spec, read, messages)
         else:
-            mode, total, capped = position.mode, position.total, position.capped
+            total, capped = position.total, position.capped
             spec = await self._reread(spec, mode, read, messages)
             spec = replace(spec, after=position.key)
         rows = await self.engine.page(self.session, spec)
         page = rows[:limit]
         next_cursor = None
         if len(rows) > limit:
-            key = tuple(sort_key(sort, page[-1]))
+            key = tuple(sort_key(spec.sort, page[-1]))
             next_cursor = self.cursors.encode(Position(key, mode, total, capped), binding)
         facets = None
         if request.facets:
@@ -197,45 +199,43 @@ class Search:
         )
 
     async def _query(self, text: str) -> ParsedQuery | None:
-        query = parse(text) if text else None
-        if query is not None and query.empty and not query.whole:
-            return None  # nothing searchable (e.g. only combining marks): a plain listing
+        query = _parsed(text)
         if query is not None:
             query = await self.engine.settle(self.session, query)
         return query
 
     async def _first_page(
-        self, spec: Spec, read: _Read, messages: list[Message]
+        self, request: SearchRequest, spec: Spec, read: _Read, messages: list[Message]
     ) -> tuple[Spec, int, int, bool, _Read]:
-        """Count; when nothing matches, drop the conditions read from words (their words become
-        text words again), then try the corrected and then the relaxed query."""
+        """Count; when nothing matches, try in turn: the spelling corrected (conditions read
+        from words kept), the conditions dropped (their words searched as text; corrected again
+        if need be), then any word being enough, ranked by coverage."""
         total, capped = await self.engine.count(self.session, spec)
         mode = 0
+        corrections = await self._suggest(spec.query, total)
+        if total == 0 and corrections and spec.query is not None:
+            candidate = replace(spec, query=spec.query.replaced(corrections))
+            n, c = await self.engine.count(self.session, candidate)
+            if n:
+                spec, total, capped, mode = candidate, n, c, CORRECTED
         if total == 0 and read.has_conditions():
-            dropped = _Read(read.reading, read.explicit, dropped=True)
-            query = await self._query(dropped.text())
-            candidate = replace(spec, query=query, filters=dropped.filters())
-            if query is not None or candidate.sort != "relevance":
-                spec, read, mode = candidate, dropped, DROPPED
-                total, capped = await self.engine.count(self.session, spec)
-                messages.append(_dropped())
-        query = spec.query
-        if query is None or total >= FEW_RESULTS or _looks_like_code(query):
-            return spec, mode, total, capped, read
-        corrections = await self.engine.corrections(self.session, query)
-        if corrections:
-            corrected = query.replaced(corrections)
-            messages.append(_did_you_mean(corrected))
-            if total == 0:
-                candidate = replace(spec, query=corrected)
+            read = _Read(read.reading, read.explicit, dropped=True)
+            query = await self._query(read.text())
+            sort = _sort(request, read.reading, DROPPED)
+            spec = replace(spec, query=query, filters=read.filters(), sort=sort)
+            total, capped = await self.engine.count(self.session, spec)
+            mode = DROPPED
+            messages.append(_dropped())
+            corrections = await self._suggest(spec.query, total)
+            if total == 0 and corrections and spec.query is not None:
+                candidate = replace(spec, query=spec.query.replaced(corrections))
                 n, c = await self.engine.count(self.session, candidate)
                 if n:
-                    spec, total, capped, mode = candidate, n, c, mode | CORRECTED
-                    self._corrections = corrections
-                    messages.append(_corrected(corrected))
+                    spec, total, capped, mode = candidate, n, c, DROPPED | CORRECTED
+        query = spec.query
         # still nothing: any word is enough (of the corrected query, when there is one; the cursor
         # then says both, so later pages read the query the same way), ranked by coverage
-        if total == 0 and len(query.clauses) > 1:
+        if total == 0 and query is not None and len(query.clauses) > 1:
             current, used = (query.replaced(corrections), CORRECTED) if corrections else (query, 0)
             candidate = replace(
                 spec, query=current.relaxed(), boosts=replace(spec.boosts, coverage=True)
@@ -243,11 +243,22 @@ class Search:
             n, c = await self.engine.count(self.session, candidate)
             if n:
                 spec, total, capped, mode = candidate, n, c, mode | used | RELAXED
-                if used:
+        if corrections:
+            shown = query.replaced(corrections) if query is not None else None
+            if shown is not None:
+                messages.append(_did_you_mean(shown))
+                if mode & CORRECTED:
                     self._corrections = corrections
-                    messages.append(_corrected(current))
-                messages.append(_relaxed())
+                    messages.append(_corrected(shown))
+        if mode & RELAXED:
+            messages.append(_relaxed())
         return spec, mode, total, capped, read
+
+    async def _suggest(self, query: ParsedQuery | None, total: int) -> dict[str, str]:
+        """Spelling corrections for a query with few results (none for a SKU-like token)."""
+        if query is None or total >= FEW_RESULTS or _looks_like_code(query):
+            return {}
+        return await self.engine.corrections(self.session, query)
 
     async def _reread(self, spec: Spec, mode: int, read: _Read, messages: list[Message]) -> Spec:
         """A later page: read the query as the first page did."""
@@ -373,6 +384,24 @@ class _Read:
 
 def _conditions(condition: WordCondition) -> list[Condition]:
     return [Condition(name=c.name, op=cast(Any, c.op), value=c.value) for c in condition.conditions]
+
+
+def _parsed(text: str) -> ParsedQuery | None:
+    query = parse(text) if text else None
+    if query is not None and query.empty and not query.whole:
+        return None  # nothing searchable (e.g. only combining marks): a plain listing
+    return query
+
+
+def _sort(request: SearchRequest, reading: Reading | None, mode: int) -> str:
+    """The sort of a search whose words were read with `mode`: the request's, else relevance
+    when there is text to rank by, else the listing's."""
+    if request.sort:
+        return request.sort
+    if reading is None:
+        return "sku"
+    text = reading.fallback_text if mode & DROPPED else reading.text
+    return "relevance" if _parsed(text) is not None else _listing_sort(reading)
 
 
 def _listing_sort(reading: Reading | None) -> str:

@@ -214,6 +214,9 @@ class SqliteText(TextBackend):
             found[w] = close[:5]
         return found
 
+    def term_match(self, term: Term) -> tuple[Any, sa.ColumnElement[bool]]:
+        return FTS, self._match(ParsedQuery(((Term(term.words, term.prefix),),)))
+
     async def term_matches(
         self, session: AsyncSession, terms: Sequence[Term], skus: Sequence[str]
     ) -> dict[str, set[int]]:

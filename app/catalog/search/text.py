@@ -215,8 +215,8 @@ def attribute_facts(category: str, attributes: Any) -> set[tuple[str, str, str]]
     if not isinstance(attributes, dict):
         return facts
     for name, value in attributes.items():
-        if not isinstance(name, str) or not 0 < len(name) <= MAX_FACT_NAME:
-            continue
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_FACT_NAME or name[0] == ":":
+            continue  # `:` starts the pseudo-attributes (CATEGORY_FACT)
         if isinstance(value, bool):
             facts.add((name, "b", "true" if value else "false"))
         elif isinstance(value, int | float):

@@ -139,7 +139,8 @@ COMPARISONS: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 _CURRENCY = r"(?:[$€£]|usd\b|eur\b|gbp\b)"
-_CURRENCY_AFTER = r"(?:\s?(?:[$€£]|dollars?\b|usd\b|bucks\b|euros?\b|eur\b|gbp\b))"
+# a sign after an amount is its currency unless it starts the next amount (`$50 $100`)
+_CURRENCY_AFTER = r"(?:\s?(?:[$€£](?!\s?\d)|dollars?\b|usd\b|bucks\b|euros?\b|eur\b|gbp\b))"
 
 
 def _amount(tag: str) -> str:
@@ -345,8 +346,13 @@ def _tokens(query: str) -> list[_Token]:
             continue
         text = bare or ""
         near_or = index - 1 in connectors or index + 1 in connectors
+        if text in ("-", "–", "—"):  # `$50 - $100`: part of a range, never a word
+            tokens.append(_Token(raw, "-", not near_or))
+            continue
         norm = _EDGE.sub("", fold(text).replace("’", "'"))
-        norm = re.sub(r"'s$", "", norm)
+        if norm.endswith("'s"):  # `women's`: matched as `women` (the name's `Women's` too)
+            norm = norm[:-2]
+            raw = re.sub(r"['’]s(?=[^\w]*$)", "", raw)
         tokens.append(_Token(raw, norm, not near_or and bool(norm)))
     return tokens
 
@@ -393,8 +399,10 @@ def _prices_in(state: _State, start: int, end: int) -> None:
     bounds = {pos for pos, _ in offsets} | {pos + len(tokens[i].norm) for pos, i in offsets}
     taken: list[tuple[int, int]] = []
     for pattern, kind in _price_patterns():
-        for match in pattern.finditer(text):
+        position = 0
+        while (match := pattern.search(text, position)) is not None:
             s, e = match.span()
+            position = s + 1  # a rejected match may hide one starting inside it (`10 $100`)
             if s not in bounds or e not in bounds or any(s < b and a < e for a, b in taken):
                 continue
             first = next(i for pos, i in offsets if pos == s)
@@ -402,6 +410,7 @@ def _prices_in(state: _State, start: int, end: int) -> None:
             if not _read_price(state, match, kind, last):
                 continue
             taken.append((s, e))
+            position = e
             state.price_sources.append(state.use(first, last + 1, "price"))
 
 
@@ -584,7 +593,7 @@ def _numbers(state: _State) -> None:
             named = _named_attributes(state.profile, tokens[i - 1].norm)
             if named:
                 candidates, start = [(n, 1.0) for n in named], i - 1
-        if not candidates and "." in match.group("num") and not match.group("op"):
+        if not candidates and "." in match.group("num") and not match.group("op") and not unit:
             # a bare decimal that one attribute has (`running shoes 10.5`); integers stay text
             # (`ryzen 9`, model numbers)
             having = [n for n, values in state.profile.numbers.items() if value in values]

@@ -8,6 +8,7 @@ property test that reading never fails and never invents text.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -300,7 +301,7 @@ def test_in_after_a_number_is_inches() -> None:
     ("query", "source", "expected"),
     [
         ("black headphones", "black", ("color", "eq", "black")),
-        ("women's running shoes", "women's", ("gender", "eq", "women")),
+        ("women's running shoes", "women", ("gender", "eq", "women")),  # `'s` dropped (review)
         ("over-ear headphones", "over-ear", ("fit", "eq", "over-ear")),
         ("sony headphones", "sony", ("brand", "eq", "sony")),
     ],
@@ -311,7 +312,7 @@ def test_a_value_the_catalog_has_is_a_boost_and_stays_text(
     reading = read(query)
     assert boosts(reading) == [expected]
     assert reading.boosts[0].source == source
-    assert reading.text == query  # still required as a word
+    assert reading.text == query.replace("'s", "")  # still required as a word
     assert reading.attributes == ()
 
 
@@ -446,9 +447,10 @@ QUERIES = st.one_of(
 @given(QUERIES)
 def test_understand_never_raises_and_its_text_comes_from_the_query(query: str) -> None:
     reading = understand(query, PROFILE)
+    possessives = re.compile(r"['’]s(?=[^\w]*(\s|$))")  # `women's` is read as `women`
     for text in (reading.text, reading.fallback_text):
         for piece in text.split():
-            assert piece in query, (query, text)
+            assert piece in query or piece in possessives.sub("", query), (query, text)
         remaining = iter(words(query))  # its words are the query's, in order
         assert all(word in remaining for word in words(text)), (query, text)
 
