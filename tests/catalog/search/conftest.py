@@ -11,10 +11,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
-from app.core.config import Settings
-from app.main import create_app
-from tests.conftest import ADMIN_KEY
-from tests.support.factories import ADMIN, random_client_ip, set_plan
+from tests.catalog.search.support import sqlite_app
 
 
 @pytest.fixture(params=["redis"])
@@ -35,30 +32,5 @@ async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
 @pytest.fixture
 async def sqlite_client(tmp_path: Path) -> AsyncIterator[tuple[AsyncClient, str]]:
     """An app on a fresh SQLite file (in-process Redis), with a pro key."""
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/search.db",
-        ADMIN_API_KEY=ADMIN_KEY,
-        REDIS_KEY_PREFIX=f"search:{tmp_path.name}:",
-        LOAD_SAMPLE_CATALOG=False,
-        TRUSTED_PROXIES="127.0.0.1",
-    )
-    app = create_app(settings)
-    transport = ASGITransport(app, raise_app_exceptions=False)
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=transport, base_url="http://local") as c,
-    ):
-        await set_plan(c, "pro", requests_per_minute=100_000)
-        signup = await c.post(
-            "/v1/signup",
-            json={"email": "sqlite-search@example.com"},
-            headers={"X-Forwarded-For": random_client_ip()},
-        )
-        assert signup.status_code == 201, signup.text
-        account = signup.json()
-        plan = await c.put(
-            f"/v1/admin/accounts/{account['account_id']}/plan", json={"plan": "pro"}, headers=ADMIN
-        )
-        assert plan.status_code == 200
-        yield c, account["api_key"]
+    async with sqlite_app(tmp_path / "search.db", "search") as (_, client, key):
+        yield client, key

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from httpx import AsyncClient, Response
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient, Response
 
-from tests.support.factories import ADMIN, key_headers
+from app.core.config import Settings
+from app.main import create_app
+from tests.conftest import ADMIN_KEY
+from tests.support.factories import ADMIN, key_headers, random_client_ip, set_plan
 
 SEARCH = "/v1/products/search"
 Body = dict[str, Any]
@@ -36,3 +43,35 @@ async def search(client: AsyncClient, key: str, body: Body) -> Body:
 
 def skus_of(products: list[Body]) -> list[str]:
     return [p["sku"] for p in products]
+
+
+@asynccontextmanager
+async def sqlite_app(database: Path, name: str) -> AsyncIterator[tuple[FastAPI, AsyncClient, str]]:
+    """An app on a fresh SQLite file (in-process Redis) and a pro key of its own."""
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        DATABASE_URL=f"sqlite+aiosqlite:///{database}",
+        ADMIN_API_KEY=ADMIN_KEY,
+        REDIS_KEY_PREFIX=f"{name}:{database.parent.name}:",
+        LOAD_SAMPLE_CATALOG=False,
+        TRUSTED_PROXIES="127.0.0.1",
+    )
+    app = create_app(settings)
+    transport = ASGITransport(app, raise_app_exceptions=False)
+    async with (
+        app.router.lifespan_context(app),
+        AsyncClient(transport=transport, base_url="http://local") as c,
+    ):
+        await set_plan(c, "pro", requests_per_minute=100_000)
+        signup = await c.post(
+            "/v1/signup",
+            json={"email": f"sqlite-{name}@example.com"},
+            headers={"X-Forwarded-For": random_client_ip()},
+        )
+        assert signup.status_code == 201, signup.text
+        account = signup.json()
+        plan = await c.put(
+            f"/v1/admin/accounts/{account['account_id']}/plan", json={"plan": "pro"}, headers=ADMIN
+        )
+        assert plan.status_code == 200, plan.text
+        yield app, c, account["api_key"]

@@ -27,20 +27,15 @@ import asyncpg
 import httpx2
 import pytest
 from fastapi import FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
-from app.core.config import Settings
-from app.main import create_app
-from tests.catalog.search.support import Body, post, search, skus_of, upsert
-from tests.conftest import ADMIN_KEY, ROOT, database_url
+from tests.catalog.search.support import Body, post, search, skus_of, sqlite_app, upsert
+from tests.conftest import ROOT, database_url
 from tests.mcp.conftest import mcp_client
 from tests.support.factories import (
-    ADMIN,
     key_headers,
     make_account,
     product,
-    random_client_ip,
-    set_plan,
 )
 
 Fact = tuple[str, str, str, int]
@@ -101,34 +96,9 @@ async def postgres_shop(app: FastAPI, client: AsyncClient) -> Shop:
 async def sqlite_shop(tmp_path: Path) -> AsyncIterator[Shop]:
     """An app on a fresh SQLite file (in-process Redis), with a pro key (as `sqlite_client`,
     keeping the app for the MCP test)."""
-    url = f"sqlite+aiosqlite:///{tmp_path}/words.db"
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        DATABASE_URL=url,
-        ADMIN_API_KEY=ADMIN_KEY,
-        REDIS_KEY_PREFIX=f"words:{tmp_path.name}:",
-        LOAD_SAMPLE_CATALOG=False,
-        TRUSTED_PROXIES="127.0.0.1",
-    )
-    app = create_app(settings)
-    transport = ASGITransport(app, raise_app_exceptions=False)
-    async with (
-        app.router.lifespan_context(app),
-        AsyncClient(transport=transport, base_url="http://local") as client,
-    ):
-        await set_plan(client, "pro", requests_per_minute=100_000)
-        signup = await client.post(
-            "/v1/signup",
-            json={"email": "sqlite-words@example.com"},
-            headers={"X-Forwarded-For": random_client_ip()},
-        )
-        assert signup.status_code == 201, signup.text
-        account = signup.json()
-        plan = await client.put(
-            f"/v1/admin/accounts/{account['account_id']}/plan", json={"plan": "pro"}, headers=ADMIN
-        )
-        assert plan.status_code == 200, plan.text
-        yield Shop("sqlite", app, client, account["api_key"], url)
+    database = tmp_path / "words.db"
+    async with sqlite_app(database, "words") as (app, client, key):
+        yield Shop("sqlite", app, client, key, f"sqlite+aiosqlite:///{database}")
 
 
 @pytest.fixture(params=["postgres", "sqlite"])
