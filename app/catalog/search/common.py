@@ -149,6 +149,15 @@ class TextBackend:
         index for it (None: compare by `attribute_text` / `attribute_number`)."""
         return None
 
+    def attribute_equals_any(
+        self, name: str, values: tuple[Any, ...]
+    ) -> sa.ColumnElement[bool] | None:
+        """The attribute is one of the JSON `values`, from the backend's index (None: none)."""
+        found = [self.attribute_equals(name, v) for v in values]
+        if any(f is None for f in found):
+            return None
+        return sa.or_(*cast(list[sa.ColumnElement[bool]], found))
+
     def attribute_number_skus(self, name: str, op: str, value: int | float) -> Any:
         """The SKUs whose attribute compares to the number `value` by `op` (for `eq`: the
         number, or the same digits as a string), from an index of attribute values; None
@@ -176,6 +185,11 @@ class TextBackend:
         self, session: AsyncSession, terms: Sequence[Term], skus: Sequence[str]
     ) -> dict[str, set[int]]:
         """Which of `terms` (by index) each of `skus` matches anywhere in its text."""
+        raise NotImplementedError
+
+    def one_of(self, column: Any, values: Sequence[str]) -> sa.ColumnElement[bool]:
+        """`column IN values` as one parameter (a list of 1,000 SKUs as 1,000 parameters cost
+        more to compile than the statement takes to run)."""
         raise NotImplementedError
 
     def term_match(self, term: Term) -> tuple[Any, sa.ColumnElement[bool]]:
@@ -262,9 +276,9 @@ def _attribute(text: TextBackend, c: AttributeCondition, sku: Any) -> sa.ColumnE
         if c.op != "eq":
             return cast(sa.ColumnElement[bool], getattr(number, _OPS[c.op])(value))
         as_text = number_text(value)
-        indexed = text.attribute_equals(c.name, value)
-        if indexed is not None:  # the number, or the same digits as a string
-            return sa.or_(indexed, cast(Any, text.attribute_equals(c.name, as_text)))
+        either = text.attribute_equals_any(c.name, (value, as_text))
+        if either is not None:  # the number, or the same digits as a string
+            return either
         return sa.or_(number == value, text.attribute_text(c.name) == as_text)
     exact = text.lower(text.attribute_text(c.name)) == value.lower()
     candidates = text.attribute_text_candidates(c.name, value)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.search.common import (
@@ -111,6 +111,16 @@ class PostgresText(TextBackend):
             sa.cast(sa.literal(json.dumps({name: value}), sa.Text), JSONB)
         )
 
+    def attribute_equals_any(
+        self, name: str, values: tuple[Any, ...]
+    ) -> sa.ColumnElement[bool] | None:
+        # one containment against an array: the row's JSON is cast to jsonb once, not once per
+        # value (an OR of two containments made a filtered tier twice as slow at 1M), and the
+        # GIN index still answers it
+        documents = [json.dumps({name: v}) for v in values]
+        array = sa.bindparam(None, documents, type_=ARRAY(sa.Text))
+        return ATTRIBUTES_JSONB.op("@>")(sa.func.any(sa.cast(array, ARRAY(JSONB))))
+
     def attribute_number(self, name: str) -> sa.ColumnElement[Any]:
         value = PRODUCTS.c.attributes.op("->")(sa.literal(name, sa.Text))
         return sa.case(
@@ -153,6 +163,10 @@ class PostgresText(TextBackend):
             found[w].append((word, float(sim), int(ndoc)))
         return found
 
+    def one_of(self, column: Any, values: Sequence[str]) -> sa.ColumnElement[bool]:
+        array = sa.bindparam(None, list(values), type_=ARRAY(sa.Text))
+        return cast(sa.ColumnElement[bool], column == sa.func.any(array))
+
     def term_match(self, term: Term) -> tuple[Any, sa.ColumnElement[bool]]:
         query = ParsedQuery(((Term(term.words, term.prefix),),))
         return PRODUCTS, self.doc.op("@@")(self._tsquery(query))
@@ -164,7 +178,7 @@ class PostgresText(TextBackend):
             flag(self.doc.op("@@")(self._tsquery(ParsedQuery(((Term(term.words, term.prefix),),)))))
             for term in terms
         ]
-        statement = sa.select(PRODUCTS.c.sku, *flags).where(PRODUCTS.c.sku.in_(list(skus)))
+        statement = sa.select(PRODUCTS.c.sku, *flags).where(self.one_of(PRODUCTS.c.sku, skus))
         return {
             sku: {i for i, hit in enumerate(hits) if hit}
             for sku, *hits in await session.execute(statement)

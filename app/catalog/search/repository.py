@@ -181,7 +181,10 @@ async def ranking(session: AsyncSession, spec: Spec) -> Ranking:
         return cast(Ranking, cached[1])
     assert spec.query is not None
     query, where = spec.query, filter_conditions(text, spec.filters)
-    limit = max(spec.candidates, COUNT_CAP) + 1
+    # a relaxed query (any word) is read only as far as its candidates: its matches are many
+    # and loosely ranked, so it is counted up to that cap too
+    cap = spec.candidates if spec.boosts.coverage else max(spec.candidates, COUNT_CAP)
+    limit = cap + 1
     found: dict[str, Candidate] = {}
     exact = sa.select(PRODUCTS.c.sku, *_facts(spec.sort)).select_from(product_source(where))
     for sku, *values in await session.execute(exact.where(_exact(query), *where).limit(limit)):
@@ -193,7 +196,11 @@ async def ranking(session: AsyncSession, spec: Spec) -> Ranking:
         if wanted <= 0:
             capped = True
             break
-        rows = (await session.execute(statement.limit(wanted))).all()
+        # PostgreSQL plans a tier by its LIMIT: below COUNT_CAP + 1 a rare word's tier was read
+        # by a sequential scan (500 ms at 1M where the index takes 1 ms), so it always asks for
+        # that many and keeps the first `wanted`, the same rows a smaller LIMIT returns
+        asked = wanted if text.disjoint_tiers else max(wanted, COUNT_CAP + 1)
+        rows = (await session.execute(statement.limit(asked))).all()[:wanted]
         for sku, base, length, price, created, category, brand in rows:
             score = float(base) + 1.0 / (1 + int(length))
             seen = found.get(sku)
@@ -205,7 +212,7 @@ async def ranking(session: AsyncSession, spec: Spec) -> Ranking:
     if spec.boosts and found:
         found = await _boosted(session, text, spec, found)
     best = sorted(found.values(), key=lambda c: (-c.score, c.sku))[: spec.candidates]
-    result = Ranking(best, len(found), capped or len(found) > COUNT_CAP)
+    result = Ranking(best, min(len(found), cap), capped or len(found) > cap)
     session.info[_RANKING] = (key, result)
     return result
 
@@ -214,6 +221,7 @@ ATTRIBUTE_BOOST = 4.0  # per value named in words that the product has exactly
 CATEGORY_BOOST = 2.0  # the product is in a category named in words
 COVERAGE_SCALE = 1000.0  # relaxed: the share of the query matched outranks every text score
 _ALL_DOCUMENTS = 1_000_000  # rarity: log(1 + N / (1 + products with the term))
+RARE_CAP = 200  # an unlisted word is counted in the index up to this many products
 
 
 async def _boosted(
@@ -232,7 +240,7 @@ async def _boosted(
     if boosts.attributes:
         flags = [any_condition(text, group) for group in boosts.attributes]
         statement = sa.select(PRODUCTS.c.sku, *[sa.case((f, 1), else_=0) for f in flags]).where(
-            PRODUCTS.c.sku.in_(skus)
+            text.one_of(PRODUCTS.c.sku, skus)
         )
         for sku, *hits in await session.execute(statement):
             if scores[sku] < EXACT_SCORE:  # an exact SKU/GTIN match is first as it is
@@ -271,11 +279,24 @@ def _price_fraction(price_cents: int, direction: int) -> float:
 async def _term_weights(
     session: AsyncSession, text: TextBackend, terms: Sequence[Any]
 ) -> list[float]:
-    """Each term's rarity, `log(1 + N / (1 + products with it))`: the products are counted in
-    the index (up to COUNT_CAP: past it a word is common), not among the candidates, so every
-    backend weighs a term alike."""
-    counts = await text.term_counts(session, terms, COUNT_CAP)
-    return [math.log(1 + _ALL_DOCUMENTS / (1 + n)) for n in counts]
+    """Each term's rarity, `log(1 + N / (1 + products with it))`, the same on every backend:
+    the products are its rarest listed word's count in the word list, or, when no word of it is
+    listed (a description word), counted in the index up to RARE_CAP (past that it is common
+    enough), never taken from the candidates."""
+    counts = await word_counts(session, sorted({w for t in terms for w in t.words}))
+    listed = [[counts[w] for w in t.words if w in counts] for t in terms]
+    unlisted = [t for t, found in zip(terms, listed, strict=True) if not found]
+    counted = iter(await text.term_counts(session, unlisted, RARE_CAP) if unlisted else [])
+    products = [min(found) if found else next(counted) for found in listed]
+    return [math.log(1 + _ALL_DOCUMENTS / (1 + n)) for n in products]
+
+
+async def word_counts(session: AsyncSession, words: Sequence[str]) -> dict[str, int]:
+    """The product count of each of `words` that is in the word list."""
+    if not words:
+        return {}
+    statement = sa.select(WORDS.c.word, WORDS.c.ndoc).where(WORDS.c.word.in_(list(words)))
+    return {str(w): int(n) for w, n in await session.execute(statement)}
 
 
 async def page(session: AsyncSession, spec: Spec) -> list[Row]:

@@ -51,6 +51,7 @@ from app.catalog.search.understand import Reading, WordCondition, understand
 from app.core.errors import AppError
 
 RELEVANCE_CAP = 1000
+RELAXED_CAP = 300  # a relaxed query (any word is enough) ranks and counts this many matches
 FEW_RESULTS = 3  # below this many matches, unknown words get a `did_you_mean` suggestion
 CORRECTED, RELAXED, DROPPED = 1, 2, 4
 _SLUG_SEPARATORS = re.compile(r"[^a-z0-9]+")
@@ -237,9 +238,7 @@ class Search:
         # then says both, so later pages read the query the same way), ranked by coverage
         if total == 0 and query is not None and len(query.clauses) > 1:
             current, used = (query.replaced(corrections), CORRECTED) if corrections else (query, 0)
-            candidate = replace(
-                spec, query=current.relaxed(), boosts=replace(spec.boosts, coverage=True)
-            )
+            candidate = _relaxed_spec(spec, current)
             n, c = await self.engine.count(self.session, candidate)
             if n:
                 spec, total, capped, mode = candidate, n, c, mode | used | RELAXED
@@ -274,7 +273,7 @@ class Search:
             messages.append(_corrected(query))
         if mode & RELAXED:
             messages.append(_relaxed())
-            return replace(spec, query=query.relaxed(), boosts=replace(spec.boosts, coverage=True))
+            return _relaxed_spec(spec, query)
         return replace(spec, query=query)
 
 
@@ -384,6 +383,12 @@ class _Read:
 
 def _conditions(condition: WordCondition) -> list[Condition]:
     return [Condition(name=c.name, op=cast(Any, c.op), value=c.value) for c in condition.conditions]
+
+
+def _relaxed_spec(spec: Spec, query: ParsedQuery) -> Spec:
+    """Any word of `query` is enough; ranked by coverage among RELAXED_CAP candidates."""
+    boosts = replace(spec.boosts, coverage=True)
+    return replace(spec, query=query.relaxed(), boosts=boosts, candidates=RELAXED_CAP)
 
 
 def _parsed(text: str) -> ParsedQuery | None:

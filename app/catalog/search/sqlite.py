@@ -10,8 +10,9 @@ pg_trgm's own formula, so both backends suggest the same words.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
@@ -214,6 +215,11 @@ class SqliteText(TextBackend):
             found[w] = close[:5]
         return found
 
+    def one_of(self, column: Any, values: Sequence[str]) -> sa.ColumnElement[bool]:
+        listed = sa.bindparam(None, json.dumps(list(values)), type_=sa.Text)
+        each: Any = sa.select(sa.column("value")).select_from(sa.func.json_each(listed))
+        return cast(sa.ColumnElement[bool], column.in_(each))
+
     def term_match(self, term: Term) -> tuple[Any, sa.ColumnElement[bool]]:
         return FTS, self._match(ParsedQuery(((Term(term.words, term.prefix),),)))
 
@@ -221,11 +227,11 @@ class SqliteText(TextBackend):
         self, session: AsyncSession, terms: Sequence[Term], skus: Sequence[str]
     ) -> dict[str, set[int]]:
         found: dict[str, set[int]] = {}
-        wanted = list(skus)
         for index, term in enumerate(terms):
             match = self._match(ParsedQuery(((Term(term.words, term.prefix),),)))
             statement = sa.select(FACTS.c.sku).where(
-                FACTS.c.id.in_(sa.select(FTS.c.rowid).where(match)), FACTS.c.sku.in_(wanted)
+                FACTS.c.id.in_(sa.select(FTS.c.rowid).where(match)),
+                self.one_of(FACTS.c.sku, skus),
             )
             for sku in await session.scalars(statement):
                 found.setdefault(str(sku), set()).add(index)
