@@ -25,7 +25,7 @@ from httpx import ASGITransport, AsyncClient
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.support.settings import local_settings
+from tests.support.settings import PATIENT_REDIS_TIMEOUT_MS, local_settings
 from tests.support.upstash_bridge import UpstashBridge
 
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -141,7 +141,11 @@ def backend(request: pytest.FixtureRequest) -> str:
 def settings(
     backend: str, redis_prefix: str, bridge: UpstashBridge, raw_redis: aioredis.Redis
 ) -> Settings:
-    return make_settings(backend, redis_prefix, bridge.url)
+    """Patient with Redis (tests/support/settings.py says why): a test that means to see Redis
+    time out sets its own REDIS_TIMEOUT_MS."""
+    return make_settings(
+        backend, redis_prefix, bridge.url, REDIS_TIMEOUT_MS=PATIENT_REDIS_TIMEOUT_MS
+    )
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
 from app.accounts.versions import SET_VERSION
+from app.core.config import Settings
 from app.main import create_app
 from app.redis.port import RedisUnavailable
 from tests.support.factories import key_headers, make_account
@@ -20,6 +21,12 @@ from tests.support.upstash_bridge import Command, UpstashBridge
 def backend() -> str:
     """Only the Upstash adapter: the bridge is what delays (or loses) a reply here."""
     return "upstash"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The production Redis budget (500 ms): these tests make Redis answer later than it."""
+    return settings.model_copy(update={"REDIS_TIMEOUT_MS": 500})
 
 
 @pytest.fixture

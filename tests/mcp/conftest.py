@@ -20,34 +20,15 @@ from typing import Any
 
 import httpx2
 import pytest
-import redis.asyncio as aioredis
 import uvicorn
 from fastapi import FastAPI
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.config import Settings
 from app.main import create_app
-from tests.conftest import make_settings
-from tests.support.upstash_bridge import UpstashBridge
 
 MODERN, LEGACY = "auto", "legacy"  # `Client(mode=...)`: 2026-07-28 sessionless, or initialize
-
-
-# Exact counts and "on the very next request" need Redis to answer: past REDIS_TIMEOUT_MS the
-# gate serves a request degraded, uncounted (tests/gate/test_gate.py explains). A loaded test
-# machine passes the 500 ms default now and then; these tests wait longer.
-PATIENT_REDIS_TIMEOUT_MS = 10_000
-
-
-@pytest.fixture
-def settings(
-    backend: str, redis_prefix: str, bridge: UpstashBridge, raw_redis: aioredis.Redis
-) -> Settings:
-    return make_settings(
-        backend, redis_prefix, bridge.url, REDIS_TIMEOUT_MS=PATIENT_REDIS_TIMEOUT_MS
-    )
 
 
 @dataclass
