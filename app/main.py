@@ -27,6 +27,8 @@ from app.inventory.router import router as inventory_router
 from app.mcp.router import discovery as discovery_router
 from app.mcp.router import router as mcp_router
 from app.metering.router import router as metering_admin_router
+from app.portal.pages import error_page
+from app.portal.router import router as portal_router
 from app.services import Services
 from app.usage.router import router as usage_router
 from app.webhooks.router import router as webhooks_router
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None, *, per_invocation: bool = False
     )
     app.state.services = Services.build(settings)
     app.state.started = False
+    app.state.error_page = error_page  # the portal's paths answer errors as pages
     install_error_handlers(app)
     app.add_middleware(MeteringMiddleware)
     app.add_middleware(BodySizeLimit)
@@ -83,6 +86,7 @@ def create_app(settings: Settings | None = None, *, per_invocation: bool = False
         cron.router,
         mcp_router,
         discovery_router,
+        portal_router,
     ):
         app.include_router(router)
     return app

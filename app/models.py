@@ -437,3 +437,30 @@ class BillingIncident(SQLModel, table=True):
         default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False)
     )
     created_at: datetime = _ts(nullable=False, default=utcnow)
+
+
+# --- developer portal: sign-in links and browser sessions (app/portal; migration 0013) ---
+
+
+class PortalLoginLink(SQLModel, table=True):
+    """A sign-in link sent by email: only its token's SHA-256 is stored; used once, 15 minutes."""
+
+    __tablename__ = "portal_login_links"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    email: str = Field(max_length=254, index=True)
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    expires_at: datetime = _ts(nullable=False)
+    used_at: datetime | None = _ts(nullable=True)
+
+
+class PortalSession(SQLModel, table=True):
+    """A signed-in browser: only the cookie's SHA-256 is stored; ends at `expires_at`, at sign
+    out, or when its account signs out everywhere."""
+
+    __tablename__ = "portal_sessions"
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=40)
+    created_at: datetime = _ts(nullable=False, default=utcnow)
+    expires_at: datetime = _ts(nullable=False)

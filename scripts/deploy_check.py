@@ -241,6 +241,7 @@ def check_routes(config: dict[str, Any], vercel: dict[str, Any], output: Path) -
     routes: list[dict[str, Any]] = config.get("routes", [])
     samples = {"/v1/stripe/webhook": "api/stripe_webhook", "/v1/health": "api/index"}
     samples |= {"/v1/products/SKU-1/x": "api/index", "/mcp": "api/index"}
+    samples |= {"/": "api/index", "/portal": "api/index", "/portal/keys/k/rotate": "api/index"}
     samples |= {cron["path"]: "api/index" for cron in vercel.get("crons", [])}
     for path, function in samples.items():
         dest = route_to(routes, path)
@@ -249,7 +250,10 @@ def check_routes(config: dict[str, Any], vercel: dict[str, Any], output: Path) -
         if not (output / "functions" / f"{function}.func").is_dir():
             fail(f"{path} is rewritten to /{function}, which is not a built function")
     count = len(vercel.get("rewrites", []))
-    ok(f"routes: {count} rewrites; /v1/stripe/webhook -> stripe_webhook, /mcp, /v1/* -> index")
+    ok(
+        f"routes: {count} rewrites; /v1/stripe/webhook -> stripe_webhook, /mcp, /v1/*, / and "
+        "/portal/* -> index"
+    )
 
 
 def check_crons(config: dict[str, Any], vercel: dict[str, Any]) -> None:
@@ -275,8 +279,8 @@ def check_static(output: Path) -> None:
     if files != expected:
         extra = sorted(set(files) - set(expected))
         fail(f"static files are not exactly public/: extra {extra[:10]}")
-    if any(f.startswith("v1/") for f in files):
-        fail("a static file under v1/ would shadow the API rewrite")
+    if any(f.startswith(("v1/", "portal/")) or f in ("index.html", "portal") for f in files):
+        fail("a static file under v1/ or portal/, or index.html, would shadow the API's pages")
     ok(f"static: {len(files)} files, exactly public/ (no source, lock or env file)")
 
 
@@ -468,6 +472,18 @@ class Client:
     def call(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, Any]:
+        status, _, answer = self.exchange(method, path, body, headers)
+        return status, answer
+
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        form: str | None = None,
+    ) -> tuple[int, http.client.HTTPMessage, Any]:
+        """One request (a JSON `body`, or an urlencoded `form`): status, headers, answer."""
         bare, _, query = path.partition("?")
         rewrite_query = (route_to(self.routes, bare) or "").partition("?")[2]
         url = bare + "?" + "&".join(q for q in (query, rewrite_query) if q)
@@ -475,6 +491,9 @@ class Client:
         all_headers = {**PROXY_HEADERS, **(headers or {})}
         if data is not None:
             all_headers["Content-Type"] = "application/json"
+        if form is not None:
+            data = form.encode()
+            all_headers["Content-Type"] = "application/x-www-form-urlencoded"
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT_S)
         try:
             conn.request(method, url, body=data, headers=all_headers)
@@ -483,9 +502,9 @@ class Client:
         finally:
             conn.close()
         try:
-            return response.status, json.loads(raw)
+            return response.status, response.headers, json.loads(raw)
         except ValueError:
-            return response.status, raw.decode(errors="replace")
+            return response.status, response.headers, raw.decode(errors="replace")
 
     def expect(
         self,
@@ -520,6 +539,33 @@ def scenario_api(client: Client) -> None:
     ok(f"GET /v1/products/{sku} with the key -> 200")
 
 
+def scenario_portal(client: Client) -> None:
+    """The portal's pages render under the runtime (templates bundled), and its sign-in form
+    works: the page's cookie and CSRF token in, "check your inbox" out (the link is logged)."""
+    status, _, landing = client.exchange("GET", "/")
+    if status != 200 or 'id="plans"' not in landing or "Free" not in landing:
+        fail(f"GET / -> {status}, expected the landing page with the plans: {landing[:300]}")
+    ok("GET / -> 200, the landing page with the plans table")
+    status, headers, login = client.exchange("GET", "/portal/login")
+    csp = headers.get("Content-Security-Policy", "")
+    if status != 200 or "frame-ancestors 'none'" not in csp:
+        fail(f"GET /portal/login -> {status}, CSP {csp!r}: expected the page with its CSP")
+    cookie = headers.get("Set-Cookie", "").split(";")[0]
+    token = re.search(r'name="csrf" value="([0-9a-f]+)"', login)
+    if not cookie.startswith("am_pre=") or token is None:
+        fail("GET /portal/login set no am_pre cookie or has no CSRF token in its form")
+    flags = headers.get("Set-Cookie", "").lower()
+    if "httponly" not in flags or "samesite=lax" not in flags or "secure" not in flags:
+        fail(f"the portal's cookie lacks HttpOnly, SameSite=Lax or Secure on https: {flags}")
+    form = f"csrf={token.group(1)}&email=deploy-check-portal%40example.com"
+    status, _, sent = client.exchange(
+        "POST", "/portal/login", headers={"Cookie": cookie}, form=form
+    )
+    if status != 200 or "Check your inbox" not in sent:
+        fail(f"POST /portal/login -> {status}, expected 'Check your inbox': {sent[:300]}")
+    ok("GET /portal/login, POST /portal/login -> 200 'Check your inbox' (cookie flags, CSP)")
+
+
 def scenario_webhook(client: Client) -> None:
     # No STRIPE_WEBHOOK_SECRET: the function must answer its own 503, not crash (500) or 404.
     answer = client.expect(503, "POST", "/v1/stripe/webhook", {})
@@ -545,6 +591,7 @@ def serve(output: Path, function: str, work: Path) -> None:
         client = Client(port, routes)
         if function == "api/index":
             scenario_api(client)
+            scenario_portal(client)
         else:
             scenario_webhook(client)
         if runtime.wrapper and function == "api/index":

@@ -5,6 +5,22 @@
 source "$(dirname "$0")/_env.sh"
 ensure_venv requirements-dev.txt
 
+# Headless Chromium for the portal's browser tests (tests/portal/browser): Debian's package, since
+# `playwright install` cannot download its own browser here. Installed once (root in CI; else
+# through `sudo -n`), with `apt-get update` only when the install fails on a stale package list.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "==> installing Chromium (Debian package) for the browser tests" >&2
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  install_chromium() {
+    $sudo env DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends chromium </dev/null >/dev/null
+  }
+  install_chromium || { $sudo apt-get update -qq </dev/null >/dev/null && install_chromium; } || {
+    echo "error: could not install chromium; as root: apt-get install -y chromium" >&2
+    exit 1
+  }
+fi
+
 wait_for() {  # name, check command...
   local name=$1; shift
   for _ in $(seq 1 30); do

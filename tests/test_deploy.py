@@ -24,6 +24,9 @@ def test_vercel_json_declares_both_functions_their_rewrites_and_every_cron() -> 
         ("/v1/stripe/webhook", "/api/stripe_webhook"),
         ("/mcp", "/api/index"),
         ("/v1/:path*", "/api/index"),
+        ("/", "/api/index"),  # the portal's pages (public/ holds no index.html to shadow it)
+        ("/portal", "/api/index"),
+        ("/portal/:path*", "/api/index"),
     ]
     schedules = {c["path"].rsplit("/", 1)[1]: c["schedule"] for c in config["crons"]}
     # `rollup-usage` runs on demand (and inside every flush); its tick is the scheduled one

@@ -27,6 +27,7 @@ LAYERS = [
         "app.webhooks",
         "app.inventory",
     },
+    {"app.portal"},  # pages over the domains: accounts, usage, billing, webhooks
     {"app.services", "app.deps", "app.cron", "app.mcp"},
     {"app.main", "app.aws_lambda"},
 ]

@@ -21,6 +21,7 @@ from app.accounts.schemas import (
 from app.core.errors import error_responses
 from app.core.schemas import ResourceId
 from app.deps import PrincipalDep, ServicesDep, SessionDep
+from app.usage import service as usage
 
 public = APIRouter(
     prefix="/v1", tags=["public"], responses=error_responses(409, 413, 422, 429, 503)
@@ -58,11 +59,17 @@ async def account(principal: PrincipalDep, session: SessionDep) -> AccountPublic
 
 
 @router.get("/keys", response_model=KeyList)
-async def list_keys(principal: PrincipalDep, session: SessionDep) -> KeyList:
+async def list_keys(principal: PrincipalDep, session: SessionDep, services: ServicesDep) -> KeyList:
     """Your live keys (prefix only; the secret is never shown again); a rotated key shows when
-    it stops (`expires_at`) and leaves the list once it has."""
+    it stops (`expires_at`) and leaves the list once it has. `last_used_at`: when the key last
+    got a request through (null: not within 400 days, or unknown while Redis is unavailable)."""
     keys = await service.list_keys(session, principal.account)
-    return KeyList(data=[service.key_public(k) for k in keys])
+    used = await usage.last_used(services.redis, services.keys, principal.account.id)
+    return KeyList(
+        data=[
+            service.key_public(k).model_copy(update={"last_used_at": used.get(k.id)}) for k in keys
+        ]
+    )
 
 
 @router.post("/keys", status_code=status.HTTP_201_CREATED, response_model=KeyCreated)

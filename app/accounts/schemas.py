@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, StrictInt, model_validator
 
 from app.core.features import Feature
 from app.core.schemas import InputModel
+from app.usage.service import LAST_USED_RETENTION_S
 
 
 class SignupRequest(InputModel):
@@ -102,6 +103,11 @@ class KeyPublic(BaseModel):
     created_at: datetime
     expires_at: datetime | None = Field(
         description="Set once the key was rotated: it stops working at this time."
+    )
+    last_used_at: datetime | None = Field(
+        default=None,
+        description="When a data-plane request with this key was last admitted (to the second); "
+        f"null if not within {LAST_USED_RETENTION_S // 86_400} days, or not known right now.",
     )
 
 

@@ -60,8 +60,8 @@ def client_or_503(client: stripe.StripeClient | None) -> stripe.StripeClient:
 
 
 def return_url(settings: Settings, outcome: str) -> str:
-    """Where Stripe sends the person back to (a small page of ours)."""
-    return f"{settings.PUBLIC_BASE_URL}/v1/billing/return?status={outcome}"
+    """Where Stripe sends the person back to: the portal's page (a person, in a browser)."""
+    return f"{settings.PUBLIC_BASE_URL}/portal/return?status={outcome}"
 
 
 async def _customer(client: stripe.StripeClient, account: Account) -> str:

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     SIGNUPS_PER_IP_PER_HOUR: int = Field(default=5, ge=1, le=10_000)
     PUBLIC_REQUESTS_PER_IP_PER_MINUTE: int = Field(default=60, ge=1, le=100_000)
     INVALID_KEYS_PER_IP_PER_MINUTE: int = Field(default=20, ge=1, le=100_000)
+    # Portal sign-in links sent, per sliding hour: per client address and per email address.
+    SIGN_IN_LINKS_PER_IP_PER_HOUR: int = Field(default=20, ge=1, le=100_000)
+    SIGN_IN_LINKS_PER_EMAIL_PER_HOUR: int = Field(default=5, ge=1, le=10_000)
     # Billing links (checkout, portal, and their keyless upgrade/manage links), per sliding hour:
     # each may cost a Stripe call, so neither one account nor one address may spend many.
     BILLING_REQUESTS_PER_ACCOUNT_PER_HOUR: int = Field(default=30, ge=1, le=10_000)

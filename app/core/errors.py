@@ -9,12 +9,12 @@ so no client ever sees FastAPI's default `{"detail": ...}` shape.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -100,6 +100,23 @@ def error_response(error: AppError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers)
 
 
+# A page renderer for people rather than programs (the portal's): given the request and the
+# error, an HTML answer, or None where the JSON body applies. Set on `app.state.error_page`.
+ErrorPage = Callable[[Request, AppError], Response | None]
+
+
+def _page(
+    request: Request, status: int, body: dict[str, Any], headers: Any = None
+) -> Response | None:
+    """The error as a page, when the app renders pages for this path."""
+    page: ErrorPage | None = getattr(request.app.state, "error_page", None)
+    if page is None:
+        return None
+    attributes = {"status_code": status, "code": body["error"]}
+    error = type("PageError", (AppError,), attributes)(body["message"], headers=dict(headers or {}))
+    return page(request, error)
+
+
 def _field_name(loc: tuple[Any, ...]) -> str:
     """`("body", "filters", "price")` → `filters.price`: only the leading source is dropped (a
     body field may itself be called `query`)."""
@@ -128,12 +145,13 @@ def _issue(err: Mapping[str, Any]) -> str:
 _LENGTH_BOUNDS = {"too_long": ("at most", "max_length"), "too_short": ("at least", "min_length")}
 
 
-async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+async def _app_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AppError)
-    return error_response(exc)
+    page: ErrorPage | None = getattr(request.app.state, "error_page", None)
+    return (page and page(request, exc)) or error_response(exc)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     fields: list[dict[str, str]] = []
     for err in exc.errors():
@@ -143,14 +161,14 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
             fields.append(entry)
     if any(err.get("type") == "json_invalid" for err in exc.errors()):
         invalid = {"error": "invalid_json", "message": "The request body is not valid JSON."}
-        return JSONResponse(invalid, status_code=422)
+        return _page(request, 422, invalid) or JSONResponse(invalid, status_code=422)
     names = ", ".join(sorted({f["field"] for f in fields}))
     body: dict[str, Any] = {
         "error": "validation_error",
         "message": f"Invalid request: check {names}.",
         "fields": fields,
     }
-    return JSONResponse(body, status_code=422)
+    return _page(request, 422, body) or JSONResponse(body, status_code=422)
 
 
 _HTTP_CODES = {
@@ -161,17 +179,20 @@ _HTTP_CODES = {
 }
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code, message = _HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail)))
     headers = dict(exc.headers or {})
-    return JSONResponse({"error": code, "message": message}, exc.status_code, headers=headers)
+    body = {"error": code, "message": message}
+    return _page(request, exc.status_code, body, headers) or JSONResponse(
+        body, exc.status_code, headers=headers
+    )
 
 
-async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error", exc_info=exc)
     body = {"error": "internal_error", "message": "Something went wrong on our side."}
-    return JSONResponse(body, status_code=500)
+    return _page(request, 500, body) or JSONResponse(body, status_code=500)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -17,7 +17,9 @@
 -- admission bucket `b:<start s>` (units admitted in that bucket of ARGV[21] seconds, net of
 -- refunds: the roll-up bills a bucket only once no refund can reach it any more), the hash's
 -- change counter `c` (the roll-up acknowledges a snapshot only if `c` did not move), the dirty
--- mark, the live top-usage board, and the request id (for degraded-mode reconciliation).
+-- mark, the live top-usage board, the request id (for degraded-mode reconciliation), and when the
+-- key was last used (`<key id> = now s` in the account's last-used hash, re-armed for ARGV[23]
+-- seconds). A refused request (every return before the admission below) writes none of these.
 --
 -- The usage hash, top board and id set are named from Redis's clock, so they are built here from
 -- the prefixes in ARGV rather than passed in KEYS. That is fine on a single Redis and on Upstash
@@ -25,13 +27,14 @@
 --
 -- `civil` and `days_from_civil` come from app/usage/calendar.lua, prepended when it is loaded.
 --
--- KEYS: 1 account version, 2 plan version, 3 minute window (hash), 4 dirty (zset), 5 ids (zset)
+-- KEYS: 1 account version, 2 plan version, 3 minute window (hash), 4 dirty (zset), 5 ids (zset),
+--       6 last used (hash: key id -> Redis time in seconds of its last admitted request)
 -- ARGV: 1 account version, 2 plan version, 3 verdict (a status code; 0 = admit), 4 per-minute limit,
 --       5 quota, 6 hard (1/0), 7 cost, 8 endpoint, 9 rolled-up base used, 10 its period start (s),
 --       11 paid period start (s; 0 = none), 12 paid period end (s), 13 new epoch id,
 --       14 usage key prefix, 15 top key prefix, 16 usage retention after the period (s),
 --       17 request id, 18 id retention (ms), 19 account id, 20 the paid period after ARGV[11..12]
---       ends (s; 0 = none), 21 admission bucket width (s)
+--       ends (s; 0 = none), 21 admission bucket width (s), 22 key id, 23 last-used retention (s)
 -- Returns {status, account v, plan v, window count, window reset ms, used, epoch, now ms,
 --          period start s, period end s, usage field, admission bucket field}
 local ADMIT, STALE, SUSPENDED, FEATURE, PAYMENT, QUOTA, RATE, LATE = 0, 1, 2, 3, 4, 5, 6, 7
@@ -172,6 +175,8 @@ local keep_ms = tonumber(ARGV[18])
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_ms - keep_ms)
 redis.call('ZADD', KEYS[5], now_ms, rid)
 redis.call('PEXPIRE', KEYS[5], keep_ms)
+redis.call('HSET', KEYS[6], ARGV[22], now_s)
+redis.call('EXPIRE', KEYS[6], tonumber(ARGV[23]))
 count = count + cost
 used = used + cost
 return reply(ADMIT, reset_at(0))

@@ -58,6 +58,20 @@ class PublicLimiter:
             prefix=f"{prefix}:ready",
         )
 
+        # Sign-in links (the portal): per address and per email, each a sliding hour.
+        self.login_ip = Ratelimit(
+            redis=redis_any,
+            limiter=SlidingWindow(max_requests=settings.SIGN_IN_LINKS_PER_IP_PER_HOUR, window=3600),
+            prefix=f"{prefix}:login",
+        )
+        self.login_email = Ratelimit(
+            redis=redis_any,
+            limiter=SlidingWindow(
+                max_requests=settings.SIGN_IN_LINKS_PER_EMAIL_PER_HOUR, window=3600
+            ),
+            prefix=f"{settings.REDIS_KEY_PREFIX}email:login",
+        )
+
     def client_ip(self, request: Request) -> str:
         """The caller's address: proxy headers only as far as they are trusted (`client_ip`)."""
         return self.addresses.of(request)
@@ -70,10 +84,21 @@ class PublicLimiter:
             if self.settings.RATE_LIMIT_FAILURE_MODE == "closed":
                 raise RateLimiterUnavailable() from exc
 
+    async def check_identifier(self, limiter: Ratelimit, identifier: str) -> None:
+        """As `check`, for something other than the address (e.g. a hashed email)."""
+        try:
+            await self._count(limiter, identifier)
+        except RedisUnavailable as exc:
+            if self.settings.RATE_LIMIT_FAILURE_MODE == "closed":
+                raise RateLimiterUnavailable() from exc
+
     async def count(self, limiter: Ratelimit, request: Request) -> None:
         """Count this request against its address: 429 when over the limit; `RedisUnavailable`
         when Redis did not answer (the caller decides what that means)."""
-        result = await limiter.limit(limit_bucket(self.client_ip(request)))
+        await self._count(limiter, limit_bucket(self.client_ip(request)))
+
+    async def _count(self, limiter: Ratelimit, identifier: str) -> None:
+        result = await limiter.limit(identifier)
         if not result.allowed:
             retry = max(1, math.ceil(result.reset - time.time()))
             raise TooManyFromThisAddress(

@@ -42,7 +42,7 @@ from app.redis.keys import RedisKeys
 from app.redis.port import RedisPort, RedisUnavailable
 from app.usage import service as usage_service
 from app.usage.period import current_period, month_bounds, next_paid_period
-from app.usage.service import REQUEST_ID_RETENTION_MS
+from app.usage.service import LAST_USED_RETENTION_S, REQUEST_ID_RETENTION_MS
 
 logger = logging.getLogger("agentmall.gate")
 
@@ -183,6 +183,7 @@ class Gate:
                 self.keys.window(context.account_id),
                 self.keys.dirty,
                 self.keys.ids(context.account_id),
+                self.keys.last_used(context.account_id),
             ],
             [
                 context.account_version,
@@ -206,6 +207,8 @@ class Gate:
                 context.account_id,
                 int(upcoming_end.timestamp()) if upcoming_end else 0,
                 self.settings.USAGE_BUCKET_SECONDS,
+                context.key_id,  # recorded as last used only if the request is admitted
+                LAST_USED_RETENTION_S,
             ],
         )
         reply = list(reply)

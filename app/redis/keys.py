@@ -1,8 +1,8 @@
 """Every Redis key AgentMall uses, named in one place under one prefix.
 
 The prefix keeps environments apart (see `Settings.REDIS_KEY_PREFIX`); everything below it is
-owned by one domain: policy versions (accounts), the minute window (gate), usage hashes and their
-dirty marks (usage).
+owned by one domain: policy versions (accounts), the minute window and the keys' last use (gate),
+usage hashes and their dirty marks (usage).
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ class RedisKeys:
     def ids(self, account_id: str) -> str:
         """Recently admitted request ids (and tombstones), for degraded-mode reconciliation."""
         return f"{self.prefix}ids:{account_id}"
+
+    def last_used(self, account_id: str) -> str:
+        """When each key of the account was last admitted (a hash: key id -> epoch seconds)."""
+        return f"{self.prefix}lu:{account_id}"
 
     @property
     def top_prefix(self) -> str:

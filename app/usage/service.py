@@ -50,6 +50,11 @@ SETTLE_MAX_BATCHES = 50
 # How long Redis remembers admitted request ids and tombstones: settle_degraded (run by the
 # roll-up cron every 10 minutes) must run within it after an outage for an exact settlement.
 REQUEST_ID_RETENTION_MS = 15 * 60 * 1000
+# The last-used hash of an account (`RedisKeys.last_used`) lives this long after the account's
+# last admitted request (the gate script re-arms it on each): longer than a yearly job's cadence,
+# so a key unused for a year still shows its date, and bounded, so an account that stopped
+# calling leaves nothing behind in Redis. A key's entry goes with the hash, never alone.
+LAST_USED_RETENTION_S = 400 * 86_400
 
 
 def _pairs(flat: list[Any]) -> dict[str, str]:
@@ -140,6 +145,24 @@ async def settle_degraded(db: Database, redis: RedisPort, keys: RedisKeys) -> in
         if len(calls) < SETTLE_BATCH:
             break
     return settled
+
+
+async def last_used(redis: RedisPort, keys: RedisKeys, account_id: str) -> dict[str, datetime]:
+    """When each key of the account was last admitted by the gate (Redis time, UTC), by key id.
+
+    The gate script records it on admission only (a refused request leaves it alone), in the same
+    command that counts the request. A key missing here was not used since the hash last expired
+    (no key of the account used for `LAST_USED_RETENTION_S`) or Redis lost it. Redis unavailable
+    gives `{}`: callers show "unknown" rather than fail a control-plane call over it."""
+    try:
+        flat = await redis.run_script(HGETALL, [keys.last_used(account_id)], [])
+    except RedisUnavailable:
+        logger.warning("last use of keys unknown: Redis unavailable")
+        return {}
+    return {
+        key_id: datetime.fromtimestamp(int(seconds), UTC)
+        for key_id, seconds in _pairs(flat or []).items()
+    }
 
 
 async def usage_view(

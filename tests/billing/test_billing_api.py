@@ -50,7 +50,7 @@ async def test_checkout_creates_one_customer_and_a_subscription_session(
     assert form["subscription_data[metadata][account_id]"] == [account_id]
     assert form["line_items[0][price]"] == [MONTHLY_PRICE]
     assert form["line_items[1][price]"] == [METERED_PRICE]
-    assert form["success_url"][0].startswith("https://api.agentmall.test/v1/billing/return")
+    assert form["success_url"][0].startswith("https://api.agentmall.test/portal/return")
     usage = (await client.get("/v1/usage", headers=key_headers(key))).json()
     assert usage["used"] == 0  # control plane: never metered
 

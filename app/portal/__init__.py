@@ -1,0 +1,1 @@
+"""The developer portal: server-rendered pages on the API function (docs/portal.md)."""
