@@ -73,7 +73,7 @@ async def clean_database(migrated_database: list[dict[str, Any]]) -> AsyncIterat
         "products, accounts, "
         "inventory_changes, idempotency_keys, webhook_attempts, webhook_deliveries, "
         "webhook_events, webhook_endpoints, search_words, search_attributes, checkout_sessions, "
-        "billing_incidents "
+        "billing_incidents, portal_sessions, portal_login_links "
         "RESTART IDENTITY CASCADE"
     )
     await conn.execute("DELETE FROM plans")

@@ -35,16 +35,13 @@ from app.billing.errors import (
     StripeUnavailable,
 )
 from app.billing.limits import BillingLimiter
+from app.billing.offers import PURCHASABLE, SOLD_PLANS
 from app.core.config import Settings
 from app.core.links import MANAGE_CONTEXT, UPGRADE_CONTEXT, InvalidLink, verify_upgrade_token
 from app.models import Account, CheckoutSession, utcnow
 
 logger = logging.getLogger("agentmall.billing")
 
-PURCHASABLE = frozenset({"pro"})
-# Plans Checkout may move an account from: a plan the founder assigned (a contract) stands, and
-# Stripe events never change it, so paying for Pro would buy nothing.
-SOLD_PLANS = frozenset({"free", "pro"})
 # Stripe's longest session life (24 h from its creation), less a minute so a clock a little ahead
 # of Stripe's is not refused: one session serves every checkout and link click of a day.
 CHECKOUT_TTL_S = 24 * 3600 - 60

@@ -272,6 +272,10 @@ class Settings(BaseSettings):
                 raise ValueError("STRIPE_SECRET_KEY is required in production (paid plans)")
             if not self.STRIPE_WEBHOOK_SECRET:
                 raise ValueError("STRIPE_WEBHOOK_SECRET is required in production (paid plans)")
+            if not self.SMTP_URL:
+                raise ValueError(
+                    "SMTP_URL is required in production (the portal's sign-in links are emailed)"
+                )
             if self.WEBHOOK_ALLOW_HOSTS:
                 raise ValueError("WEBHOOK_ALLOW_HOSTS is for tests and development only")
         if self.SMTP_URL and not self.EMAIL_FROM:

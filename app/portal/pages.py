@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 HERE = Path(__file__).parent
 SESSION_COOKIE = "am_session"
 PRE_COOKIE = "am_pre"  # an anonymous browser's CSRF seed (the sign-in forms)
+PRE_MAX_AGE = 86_400
 MAX_FORM_FIELDS = 30
 STRIPE_ORIGINS = ("https://checkout.stripe.com", "https://billing.stripe.com")
 
@@ -66,15 +68,16 @@ def secure_cookies(settings: Settings) -> bool:
 
 
 def csp(settings: Settings) -> str:
-    """Scripts, styles and images from this origin only; forms post here or to Stripe (Checkout
-    and the Customer Portal are reached by a form's redirect); never inside a frame."""
+    """Scripts and styles from this origin only, images only as `data:` (the favicon; the chart
+    is inline SVG), no fetches; forms post here or to Stripe (Checkout and the Customer Portal
+    are reached by a form's redirect); never inside a frame."""
     targets = list(STRIPE_ORIGINS)
     if settings.STRIPE_API_BASE:  # a local Stripe stand-in serves its own pages
         parts = urlsplit(settings.STRIPE_API_BASE)
         targets.append(f"{parts.scheme}://{parts.netloc}")
     return (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"connect-src 'self'; form-action 'self' {' '.join(targets)}; "
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src data:; "
+        f"form-action 'self' {' '.join(targets)}; "
         "frame-ancestors 'none'; base-uri 'none'"
     )
 
@@ -93,10 +96,10 @@ def protect(response: Response, settings: Settings) -> Response:
 def csrf_seed(request: Request) -> tuple[str, bool]:
     """What this browser's form tokens are made from: its session cookie when signed in, else its
     pre-session cookie (made now when missing: `True` tells the caller to set it)."""
-    session_token = request.cookies.get(SESSION_COOKIE)
+    session_token = read_cookie(request, SESSION_COOKIE)
     if session_token and service.well_formed(session_token):
         return session_token, False
-    pre = request.cookies.get(PRE_COOKIE)
+    pre = read_cookie(request, PRE_COOKIE)
     if pre and service.well_formed(pre):
         return pre, False
     return secrets.token_urlsafe(32), True
@@ -125,16 +128,27 @@ def render(
     )
     response = HTMLResponse(html, status_code=status_code)
     if new_pre:
-        set_cookie(response, settings, PRE_COOKIE, seed, max_age=86_400)
+        set_cookie(response, settings, PRE_COOKIE, seed, max_age=PRE_MAX_AGE)
     protect(response, settings)
     return response
+
+
+def cookie_name(settings: Settings, name: str) -> str:
+    """On https the `__Host-` prefix: the browser keeps such a cookie only if it is Secure, for
+    path `/` and this exact host, so no sibling subdomain can plant a session or a CSRF seed."""
+    return f"__Host-{name}" if secure_cookies(settings) else name
+
+
+def read_cookie(request: Request, name: str) -> str | None:
+    settings: Settings = request.app.state.services.settings
+    return request.cookies.get(cookie_name(settings, name))
 
 
 def set_cookie(
     response: Response, settings: Settings, name: str, value: str, *, max_age: int
 ) -> None:
     response.set_cookie(
-        name,
+        cookie_name(settings, name),
         value,
         max_age=max_age,
         path="/",
@@ -146,7 +160,11 @@ def set_cookie(
 
 def clear_cookie(response: Response, settings: Settings, name: str) -> None:
     response.delete_cookie(
-        name, path="/", httponly=True, samesite="lax", secure=secure_cookies(settings)
+        cookie_name(settings, name),
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(settings),
     )
 
 
@@ -170,6 +188,11 @@ async def read_form(request: Request, settings: Settings) -> dict[str, str]:
     return form
 
 
+def storable(text: str) -> bool:
+    """Text a form may store: no control characters (PostgreSQL text cannot hold NUL at all)."""
+    return not any(unicodedata.category(c) == "Cc" for c in text)
+
+
 def is_portal_path(path: str) -> bool:
     return path == "/" or path == "/portal" or path.startswith("/portal/")
 
@@ -180,10 +203,19 @@ def error_page(request: Request, error: AppError) -> Response | None:
         return None
     settings: Settings = request.app.state.services.settings
     if isinstance(error, service.SignInRequired):
+        # The session cookie is cleared here, so the sign-in form's token cannot be made from
+        # it (the browser would no longer present it): a new pre-session cookie seeds the form.
+        pre = secrets.token_urlsafe(32)
         response = render(
-            request, settings, "login.html", status_code=error.status_code, error=error.message
+            request,
+            settings,
+            "login.html",
+            status_code=error.status_code,
+            seed=pre,
+            error=error.message,
         )
         clear_cookie(response, settings, SESSION_COOKIE)
+        set_cookie(response, settings, PRE_COOKIE, pre, max_age=PRE_MAX_AGE)
         return response
     response = render(
         request,

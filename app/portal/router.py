@@ -5,6 +5,7 @@ API's own services and rules."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,6 +36,7 @@ router = APIRouter(include_in_schema=False)
 STATIC = {"portal.css": "text/css", "portal.js": "text/javascript"}
 Token = Annotated[str, PathParam(min_length=1, max_length=200)]
 ResourceIdPath = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+GRACE_PATTERN = re.compile(r"[0-9]{1,7}")
 GRACE_CHOICES = [(0, "now"), (3600, "in 1 hour"), (86_400, "in 24 hours"), (604_800, "in 7 days")]
 EVENT_TYPES: list[str] = list(EventType.__args__)  # type: ignore[attr-defined]
 WEBHOOKS_FEATURE = "webhooks"
@@ -53,7 +55,7 @@ class PortalNotFound(AppError):
 
 
 async def signed_in(request: Request, session: SessionDep) -> Account:
-    return await service.current_account(session, request.cookies.get(SESSION_COOKIE))
+    return await service.current_account(session, pages.read_cookie(request, SESSION_COOKIE))
 
 
 AccountDep = Annotated[Account, Depends(signed_in)]
@@ -110,7 +112,9 @@ async def sign_in(
 ) -> Response:
     settings = services.settings
     await pages.read_form(request, settings)
-    done = await service.sign_in(session, token, replaces=request.cookies.get(SESSION_COOKIE))
+    done = await service.sign_in(
+        session, token, replaces=pages.read_cookie(request, SESSION_COOKIE)
+    )
     if done.first_key:  # shown once, in this answer: never in a URL or a cookie
         overview = await service.overview(session, services.redis, services.keys, done.account)
         response: Response = render(
@@ -134,7 +138,7 @@ async def sign_in(
 @router.post("/portal/logout")
 async def sign_out(request: Request, session: SessionDep, services: ServicesDep) -> Response:
     await pages.read_form(request, services.settings)
-    token = request.cookies.get(SESSION_COOKIE)
+    token = pages.read_cookie(request, SESSION_COOKIE)
     if token:
         await service.sign_out(session, token)
     return _signed_out(services)
@@ -219,6 +223,8 @@ async def create_key(
     name = form.get("name", "").strip() or None
     if name is not None and len(name) > 100:
         raise pages.BadForm("A key's name has at most 100 characters.")
+    if name is not None and not pages.storable(name):
+        raise pages.BadForm("A key's name cannot hold control characters.")
     created = await accounts.create_key(session, account.id, name=name)
     return await _keys_page(
         request, account, session, services, new_key=created.api_key, notice="Key created."
@@ -235,7 +241,8 @@ async def rotate_key(
 ) -> Response:
     form = await pages.read_form(request, services.settings)
     raw = form.get("grace_seconds", "86400")
-    if not raw.isdigit() or int(raw) > MAX_GRACE_SECONDS:
+    # ASCII digits only: `str.isdigit` accepts "²" (int() then fails) and other scripts' digits.
+    if not GRACE_PATTERN.fullmatch(raw) or int(raw) > MAX_GRACE_SECONDS:
         raise pages.BadForm("Choose when the old key stops: now to 7 days.")
     rotated = await accounts.rotate_key(
         session, services.versions, account_id=account.id, key_id=key_id, grace_seconds=int(raw)
@@ -356,6 +363,8 @@ async def add_webhook(
 ) -> Response:
     form = await pages.read_form(request, services.settings)
     await _require_webhooks(session, account)
+    if account.status == "suspended":  # as on the API, whose keys it cannot use: no new endpoint
+        raise accounts.AccountSuspended()
     chosen = [e for e in form.get("event_types", "").split(",") if e]
     try:
         body = WebhookCreate(

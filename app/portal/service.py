@@ -21,6 +21,7 @@ from app.accounts import plans as plans_service
 from app.accounts import repository as accounts_repo
 from app.accounts import service as accounts
 from app.accounts.schemas import PlanPublic
+from app.billing.offers import PURCHASABLE, SOLD_PLANS
 from app.core.config import Settings
 from app.core.errors import AppError, Unauthorized
 from app.models import Account, ApiKey, Plan, utcnow
@@ -87,7 +88,9 @@ def csrf_token(settings: Settings, seed: str) -> str:
 def csrf_valid(settings: Settings, seed: str | None, presented: str | None) -> bool:
     if not seed or not presented:
         return False
-    return hmac.compare_digest(csrf_token(settings, seed), presented)
+    # Bytes, not str: `compare_digest` raises TypeError on a str with non-ASCII characters.
+    expected = csrf_token(settings, seed).encode()
+    return hmac.compare_digest(expected, presented.encode("utf-8", "replace"))
 
 
 # --- sign-in links ---
@@ -98,15 +101,20 @@ def link_url(settings: Settings, token: str) -> str:
 
 
 async def send_link(session: AsyncSession, settings: Settings, email: str) -> None:
-    """Store a new link for `email` and send it (SMTP_URL), or log it when no mail is configured.
+    """Store a new link for `email` and send it (SMTP_URL); on a developer's machine without
+    SMTP_URL, log it instead (a deployment without it answers 503: a link is a credential).
     The same answer whether or not the email has an account: nobody learns who signed up."""
+    from app.notices.email import MailError, SmtpMailer  # smtplib: on the first link only
+
+    mailer = SmtpMailer.from_settings(settings)
+    if mailer is None and (settings.on_vercel or settings.is_production):
+        # A link is a credential: a deployment's logs are no place for it (local runs only).
+        logger.error("sign-in link not sent: SMTP_URL is not set on this deployment")
+        raise MailUnavailable("Sign-in by email is not set up on this deployment yet.")
     token = new_token()
     now = utcnow()
     await repo.add_link(session, digest(token), email, now + LINK_TTL)
     url = link_url(settings, token)
-    from app.notices.email import MailError, SmtpMailer  # smtplib: on the first link only
-
-    mailer = SmtpMailer.from_settings(settings)
     if mailer is None:
         # Local runs (no SMTP_URL): the link is the way in, so it is printed for the developer.
         logger.warning("sign-in link for %s (no SMTP_URL set, so it is logged): %s", email, url)
@@ -147,7 +155,15 @@ async def sign_in(session: AsyncSession, token: str, *, replaces: str | None) ->
     account = await accounts_repo.get_account_by_email(session, email)
     first_key = None
     if account is None:
-        account, first_key = await accounts.signup(session, email=email)
+        try:
+            async with session.begin_nested():  # a failed insert leaves the link's use intact
+                account, first_key = await accounts.signup(session, email=email)
+        except accounts.EmailTaken:
+            # Another link of this email made the account a moment ago (that answer showed its
+            # first key): this link signs in to it.
+            account = await accounts_repo.get_account_by_email(session, email)
+            if account is None:
+                raise
     if replaces:
         await repo.delete_session(session, digest(replaces))
     session_token = new_token()
@@ -242,7 +258,7 @@ async def overview(
     upgrades = [
         plans_service.plan_public(p)
         for p in await plans_service.list_plans(session)
-        if p.code != plan.code and p.monthly_price_cents and account.plan_code == "free"
+        if p.code in PURCHASABLE and p.code != plan.code and account.plan_code in SOLD_PLANS
     ]
     return Overview(account, plan, view, bars, top, upgrades)
 

@@ -69,8 +69,10 @@ def test_production_refuses_the_embedded_defaults() -> None:
         "CRON_SECRET": "c" * 32,
         "STRIPE_SECRET_KEY": "sk_live_" + "k" * 24,
         "STRIPE_WEBHOOK_SECRET": "whsec_" + "w" * 32,
+        "SMTP_URL": "smtps://user:pass@smtp.example.com:465",
+        "EMAIL_FROM": "AgentMall <hello@example.com>",
     }
-    for missing in ("CRON_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+    for missing in ("CRON_SECRET", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "SMTP_URL"):
         with pytest.raises(ValidationError) as caught:
             build(VERCEL_ENV="production", **{k: v for k, v in required.items() if k != missing})
         assert f"{missing} is required in production" in str(caught.value)

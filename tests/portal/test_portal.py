@@ -92,10 +92,10 @@ async def test_session_cookie_flags_and_page_headers(
     async with browser(app) as b:
         landing = await b.get("/")
         pre = landing.headers["set-cookie"].lower()
-        assert pre.startswith("am_pre=") and "httponly" in pre and "samesite=lax" in pre
+        assert pre.startswith("__host-am_pre=") and "httponly" in pre and "samesite=lax" in pre
         answer = await sign_in(b, caplog, email())
         cookie = next(
-            c for c in answer.headers.get_list("set-cookie") if c.startswith("am_session")
+            c for c in answer.headers.get_list("set-cookie") if c.startswith("__Host-am_session")
         )
         flags = cookie.lower()
         assert "httponly" in flags and "samesite=lax" in flags and "secure" in flags
@@ -134,7 +134,7 @@ async def test_only_a_hash_of_links_and_sessions_is_stored(
     async with browser(app) as b:
         token = await request_link(b, caplog, email())
         await submit(b, f"/portal/auth/{token}", f"/portal/auth/{token}")
-        session_id = b.cookies["am_session"]
+        session_id = b.cookies["__Host-am_session"]
     conn = await asyncpg.connect(database_url())
     try:
         links = [r[0] for r in await conn.fetch("SELECT token_hash FROM portal_login_links")]
@@ -180,7 +180,7 @@ async def test_no_cookie_or_a_made_up_one_gets_the_sign_in_page(app: FastAPI) ->
     async with browser(app) as b:
         for cookie in (None, "x" * 43, "not a token!", "a" * 500):
             if cookie:
-                b.cookies.set("am_session", cookie, domain="api.agentmall.test")
+                b.cookies.set("__Host-am_session", cookie, domain="api.agentmall.test")
             page = await b.get("/portal/keys")
             assert page.status_code == 401 and 'id="signin"' in page.text
 
@@ -191,12 +191,12 @@ async def test_the_session_id_changes_at_sign_in(
     address = email()
     async with browser(app) as b:
         await sign_in(b, caplog, address)
-        first = b.cookies["am_session"]
+        first = b.cookies["__Host-am_session"]
         await sign_in(b, caplog, address)
-        second = b.cookies["am_session"]
+        second = b.cookies["__Host-am_session"]
         assert first != second
     async with browser(app) as stale:
-        stale.cookies.set("am_session", first, domain="api.agentmall.test")
+        stale.cookies.set("__Host-am_session", first, domain="api.agentmall.test")
         assert (await stale.get("/portal")).status_code == 401  # the old session ended
 
 
