@@ -25,12 +25,17 @@ from httpx import ASGITransport, AsyncClient
 
 from app.core.config import Settings
 from app.main import create_app
-from tests.support.settings import PATIENT_REDIS_TIMEOUT_MS, local_settings
+from tests.support.settings import (
+    PATIENT_REDIS_TIMEOUT_MS,
+    TEST_PG_ADMIN_URL,
+    TEST_REDIS_URL,
+    local_settings,
+)
 from tests.support.upstash_bridge import UpstashBridge
 
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = TEST_PG_ADMIN_URL
 PG_DATABASE = os.environ.get("TEST_PG_DATABASE", "agentmall_test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = TEST_REDIS_URL
 ADMIN_KEY = "admin-test-key-0123456789abcdef"
 CRON_SECRET = "cron-test-secret-0123456789"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

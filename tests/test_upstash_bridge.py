@@ -15,9 +15,10 @@ import redis
 from upstash_redis.asyncio import Redis
 from upstash_redis.errors import UpstashError
 
+from tests.support.settings import TEST_REDIS_URL
 from tests.support.upstash_bridge import UpstashBridge
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = TEST_REDIS_URL
 TOKEN = "test-token"
 
 

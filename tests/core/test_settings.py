@@ -35,7 +35,7 @@ def test_provider_urls_are_normalised() -> None:
     ("values", "named"),
     [
         ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL"),
-        ({"REDIS_URL": "http://localhost:6379"}, "REDIS_URL"),
+        ({"REDIS_URL": "http://localhost:6379"}, "REDIS_URL"),  # isolation: not connected
         (
             {"UPSTASH_REDIS_REST_URL": "http://upstash.io", "UPSTASH_REDIS_REST_TOKEN": "A" * 40},
             "UPSTASH_REDIS_REST_URL",
@@ -82,7 +82,7 @@ def test_production_refuses_the_embedded_defaults() -> None:
 
 def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RATE_LIMIT_FAILURE_MODE", "closed")
-    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/3")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/3")  # isolation: not connected
     settings = build()
     assert settings.RATE_LIMIT_FAILURE_MODE == "closed" and settings.redis_backend == "url"
 

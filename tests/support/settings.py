@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from app.core.config import Settings
+
+# The services the suite uses: the defaults are this machine's; the environment may point the
+# whole suite elsewhere (README, "Tests"). Every fixture and helper reads these, never a literal.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TEST_PG_ADMIN_URL = os.environ.get(
+    "TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 # The peers test clients use (httpx's ASGITransport: 127.0.0.1 unless told, conftest: 203.0.113.7)
 # act as trusted proxies, so a test can say which client address a request comes from with

@@ -51,6 +51,8 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError, ResponseError
 from starlette.types import Receive, Scope, Send
 
+from tests.support.settings import TEST_REDIS_URL
+
 Arg = str | int | float
 Command = list[Arg]
 
@@ -122,7 +124,7 @@ class UpstashBridge:
 
     def __init__(
         self,
-        redis_url: str = "redis://127.0.0.1:6379/0",
+        redis_url: str = TEST_REDIS_URL,
         token: str = "test-token",
         *,
         delay_seconds: float = 0.0,
