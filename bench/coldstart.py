@@ -1,6 +1,7 @@
 """Cold-start benchmark: importing each deployed function's module in a fresh interpreter.
 
     .venv/bin/python -m bench.coldstart [--samples N] [--importtime-samples M] [--json]
+                                        [--first-request] [--only TARGET ...]
                                         [--render RESULT.json]
 
 Targets (each imported in its own new `python` process, as a fresh serverless instance would):
@@ -10,6 +11,10 @@ Targets (each imported in its own new `python` process, as a fresh serverless in
   pydantic-settings, SQLModel, SQLAlchemy's asyncio extension, the asyncpg dialect, upstash-redis),
   a reference row: the least any app on this stack imports;
 - the API function: `import api.index` (module-level `app = create_app()`);
+- the API function without the developer portal (A/B, same rounds): `app.portal`,
+  `app.portal.router` and `app.portal.pages` replaced by stubs (an empty router, an error page
+  hook that declines) before `import api.index`; what the portal's import and routes add is the
+  ratio of the two rows (its tables in `app.models` stay in both);
 - the Stripe webhook function: `import api.stripe_webhook` (`app = create_webhook_app()`);
 - the API function again, as from a bundle without bytecode (timing only): only the standard
   library has `.pyc` (compiled into a `PYTHONPYCACHEPREFIX` tree first), the rest is compiled on
@@ -19,6 +24,12 @@ Targets (each imported in its own new `python` process, as a fresh serverless in
    rounds; every round runs each target once, in rotated order, so the series share the
    machine's noise. Each child times its own import with `time.perf_counter()` (interpreter
    start-up, the same for all, is excluded); the parent also records the process's wall time.
+   `--only` times just the targets named (and bare FastAPI), for a longer A/B of two of them.
+   With `--first-request`, both API rows then also time their first requests in the same child
+   (httpx `ASGITransport`, no lifespan, no I/O): `GET /v1/products/ABC-123` with no key (401
+   from the gate: FastAPI builds the state of each included router on the first request that
+   reaches it, here those in front of the catalog's), then `GET /v1/no-such-route` (404: every
+   router, the portal's last). The process wall time then includes them.
 2. Imports: `--importtime-samples` processes per target under `python -X importtime`; modules are
    grouped by top-level package (median over those runs), and the first import chain of
    `stripe`, `email_validator` and `app.catalog` is read from the nesting.
@@ -30,10 +41,13 @@ Children get an environment with no app settings (PATH, PYTHONPATH, LANG, HOME, 
 an empty temporary directory as working directory (no `.env`; the embedded SQLite default would
 land there), like a fresh deploy with nothing configured.
 
-Goals: API function ≤ 2× bare FastAPI, webhook function ≤ 1.5× (ratio of median import times).
+Goals: API function ≤ 2× bare FastAPI, webhook function ≤ 1.5× (ratio of median import times);
+the API function ≤ 1.1× itself without the portal (median import; with `--first-request`, also
+import + first API request).
 Checks: the webhook function imports no `app.catalog*`; at import time, no module of the app
-imports `stripe` or `email_validator` for the API function, and nothing of it is loaded (FastAPI
-itself imports `email_validator` when it is installed: reported, not held against the app).
+imports `stripe`, `email_validator` or `jinja2` for the API function, and nothing of it is loaded
+(FastAPI itself imports `email_validator` when it is installed: reported, not held against the
+app).
 Exits 1 when a goal or a check is missed, naming it. Nothing is written to bench/RESULTS.md.
 """
 
@@ -61,6 +75,20 @@ from bench import provenance
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "fastapi"
 GOALS = {"api.index": 2.0, "api.stripe_webhook": 1.5}
+# The portal's share: the API function against itself without the portal, same rounds.
+NO_PORTAL = "api.index, no portal"
+PORTAL_GOAL = 1.10
+NO_PORTAL_CODE = (
+    "import sys, types, fastapi\n"
+    "sys.modules['app.portal'] = types.ModuleType('app.portal')\n"
+    "r = sys.modules['app.portal.router'] = types.ModuleType('app.portal.router')\n"
+    "r.router = fastapi.APIRouter()\n"
+    "p = sys.modules['app.portal.pages'] = types.ModuleType('app.portal.pages')\n"
+    "p.error_page = lambda request, error: None\n"
+    "import api.index"
+)
+# --first-request: the API rows' first requests after the import (see the docstring)
+FIRST_REQUESTS = (("/v1/products/ABC-123", 401), ("/v1/no-such-route", 404))
 # What both functions import before any code of ours runs: the libraries the stack prescribes
 # (FastAPI, pydantic-settings, SQLModel on SQLAlchemy's asyncio extension, the asyncpg dialect,
 # upstash-redis). A reference row: no app can import in less, so it bounds what a goal can ask.
@@ -70,7 +98,8 @@ STACK_CODE = (
     "import sqlalchemy.dialects.postgresql.asyncpg, asyncpg, upstash_redis.asyncio\n"
     "app = fastapi.FastAPI()"
 )
-TRACKED = ("stripe", "email_validator", "app.catalog")
+TRACKED = ("stripe", "email_validator", "jinja2", "app.catalog")
+SUBTREES = ("app.portal",)  # -X importtime: the cumulative ms of these, wherever first imported
 VERSIONS = ("fastapi", "starlette", "pydantic", "sqlalchemy", "stripe", "email-validator")
 TOP_PACKAGES = 15
 TOP_IMPORTS = 10
@@ -85,12 +114,22 @@ class Target:
     # False: imported as from a bundle without `.pyc` (timing only): the standard library keeps
     # its bytecode, everything else is compiled from source on every start and never written.
     bytecode: bool = True
+    shown: str | None = None  # the Import column, when not the code itself
+    # timed with --first-request: the app module whose `app` answers FIRST_REQUESTS
+    serves: str | None = None
 
 
 TARGETS = [
     Target(BASELINE, "bare FastAPI", "import fastapi\napp = fastapi.FastAPI()"),
     Target(STACK, "the stack alone, no app code", STACK_CODE),
-    Target("api.index", "API function (api/index.py)", "import api.index"),
+    Target("api.index", "API function (api/index.py)", "import api.index", serves="api.index"),
+    Target(
+        NO_PORTAL,
+        "API function without the portal (A/B: app.portal stubbed out)",
+        NO_PORTAL_CODE,
+        shown="stub app.portal(.router, .pages); import api.index",
+        serves="api.index",
+    ),
     Target(
         "api.stripe_webhook",
         "Stripe webhook function (api/stripe_webhook.py)",
@@ -110,7 +149,28 @@ _t0 = time.perf_counter()
 {code}
 _t1 = time.perf_counter()
 import json, sys
-print(json.dumps({{"import_ms": (_t1 - _t0) * 1000, "modules": len(sys.modules)}}))
+_modules = len(sys.modules)
+_first = {{}}
+{after}
+print(json.dumps({{"import_ms": (_t1 - _t0) * 1000, "modules": _modules, "first_ms": _first}}))
+"""
+
+# --first-request: appended to an API row's timing child (`_first`: ms per path, in order)
+FIRST_REQUEST_CHILD = """\
+import asyncio, httpx, importlib
+
+async def _requests():
+    app = importlib.import_module({serves!r}).app
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost:8000") as client:
+        for path, status in {requests!r}:
+            started = time.perf_counter()
+            response = await client.get(path)
+            _first[path] = (time.perf_counter() - started) * 1000
+            if response.status_code != status:
+                raise SystemExit(f"{{path}}: {{response.status_code}} {{response.text[:300]}}")
+
+asyncio.run(_requests())
 """
 
 # Prints the modules loaded before the target, so that the parent can drop their -X importtime
@@ -237,6 +297,14 @@ class Series:
     import_ms: list[float] = field(default_factory=list)
     wall_ms: list[float] = field(default_factory=list)
     modules: list[int] = field(default_factory=list)
+    first_ms: dict[str, list[float]] = field(default_factory=dict)
+
+
+def timing_code(target: Target, first_request: bool) -> str:
+    after = ""
+    if first_request and target.serves and target.bytecode:
+        after = FIRST_REQUEST_CHILD.format(serves=target.serves, requests=FIRST_REQUESTS)
+    return TIMING_CHILD.format(code=target.code, after=after)
 
 
 def stdlib_only_bytecode(workdir: Path) -> dict[str, str]:
@@ -256,21 +324,32 @@ def stdlib_only_bytecode(workdir: Path) -> dict[str, str]:
     return {**env, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def time_targets(samples: int, workdir: Path, env: dict[str, str]) -> list[Series]:
-    series = [Series(t) for t in TARGETS]
-    no_pyc = stdlib_only_bytecode(workdir) if any(not t.bytecode for t in TARGETS) else {}
-    envs = {t.key: env if t.bytecode else {**env, **no_pyc} for t in TARGETS}
+def time_targets(
+    samples: int,
+    workdir: Path,
+    env: dict[str, str],
+    first_request: bool = False,
+    only: list[str] | None = None,
+) -> list[Series]:
+    """`only`: time just these targets (and bare FastAPI, the yardstick)."""
+    targets = [t for t in TARGETS if not only or t.key in only or t.key == BASELINE]
+    series = [Series(t) for t in targets]
+    no_pyc = stdlib_only_bytecode(workdir) if any(not t.bytecode for t in targets) else {}
+    envs = {t.key: env if t.bytecode else {**env, **no_pyc} for t in targets}
+    log(f"timing: {samples} rounds × {len(targets)} targets")
     for s in series:  # warm-up: compile stale .pyc files, fill the OS page cache
-        run_child(TIMING_CHILD.format(code=s.target.code), workdir, envs[s.target.key])
+        run_child(timing_code(s.target, first_request), workdir, envs[s.target.key])
     for round_no in range(samples):
         shift = round_no % len(series)
         for s in series[shift:] + series[:shift]:
-            code, target_env = TIMING_CHILD.format(code=s.target.code), envs[s.target.key]
+            code, target_env = timing_code(s.target, first_request), envs[s.target.key]
             done, wall = run_child(code, workdir, target_env)
             out = json.loads(done.stdout.strip().splitlines()[-1])
             s.import_ms.append(out["import_ms"])
             s.wall_ms.append(wall)
             s.modules.append(out["modules"])
+            for path, ms in out["first_ms"].items():
+                s.first_ms.setdefault(path, []).append(ms)
         log(
             f"round {round_no + 1}/{samples}: "
             + ", ".join(f"{s.target.key} {s.import_ms[-1]:.0f} ms" for s in series)
@@ -351,6 +430,26 @@ def tree_summary(roots: list[Node]) -> dict[str, Any]:
         and package(n.parent.name) != package(n.name)
         and package(n.name) not in PROJECT_PACKAGES
     ]
+    subtrees: dict[str, dict[str, Any]] = {}
+    for prefix in SUBTREES:
+        inside = [n for n in nodes if n.name == prefix or n.name.startswith(prefix + ".")]
+        ids = {id(n) for n in inside}
+        tops = [n for n in inside if n.parent is None or id(n.parent) not in ids]
+        if tops:
+            subtrees[prefix] = {
+                "cumul_ms": sum(n.cumulative_us for n in tops) / 1000,
+                "self_ms": sum(n.self_us for n in inside) / 1000,
+                "modules": len(inside),
+                "chain": chain(tops[0]),
+                "foreign": sorted(
+                    {
+                        n.name
+                        for o in tops
+                        for n in walk(o.children)
+                        if package(n.name) not in PROJECT_PACKAGES
+                    }
+                ),
+            }
     first_chains = {}
     for prefix in TRACKED:
         hit = next((n for n in nodes if n.name == prefix or n.name.startswith(prefix + ".")), None)
@@ -361,6 +460,7 @@ def tree_summary(roots: list[Node]) -> dict[str, Any]:
         "packages": packages,
         "entries": entries,
         "first_chains": first_chains,
+        "subtrees": subtrees,
         "project_modules": {
             n.name: n.self_us / 1000 for n in nodes if package(n.name) in PROJECT_PACKAGES
         },
@@ -412,8 +512,20 @@ def merge_runs(summaries: list[dict[str, Any]]) -> dict[str, Any]:
         ),
         key=lambda r: -r["cumulative_ms"],
     )
+    subtrees = {}
+    for prefix in SUBTREES:
+        found = [s["subtrees"][prefix] for s in summaries if prefix in s["subtrees"]]
+        if found:
+            subtrees[prefix] = {
+                "cumul_ms": statistics.median(f["cumul_ms"] for f in found),
+                "self_ms": statistics.median(f["self_ms"] for f in found),
+                "modules": max(f["modules"] for f in found),
+                "chain": found[0]["chain"],
+                "foreign": found[0]["foreign"],
+            }
     return {
         "total_ms": statistics.median(s["total_ms"] for s in summaries),
+        "subtrees": subtrees,
         "packages": packages,
         "heaviest_entries": heavy[:TOP_IMPORTS],
         "first_chains": summaries[0]["first_chains"],
@@ -468,7 +580,7 @@ def checks(probes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             "note": "",
         }
     ]
-    for prefix in ("stripe", "email_validator"):
+    for prefix in ("stripe", "email_validator", "jinja2"):
         found, importers = loaded(api, prefix), importer_rows(api, prefix)
         by_app = [i for i in importers if package(i["module"]) in {"app", "api"}]
         by_fastapi = [i["module"] for i in importer_rows(bare, prefix)]
@@ -516,6 +628,7 @@ def rows(series: list[Series]) -> list[dict[str, Any]]:
                 "target": s.target.key,
                 "label": s.target.label,
                 "code": s.target.code,
+                "shown": s.target.shown,
                 "import_ms": {"median": med, "p95": p95(s.import_ms), "min": min(s.import_ms)},
                 "wall_ms": {"median": statistics.median(s.wall_ms), "p95": p95(s.wall_ms)},
                 "ratio_median": med / base_med,
@@ -524,18 +637,72 @@ def rows(series: list[Series]) -> list[dict[str, Any]]:
                 "modules": max(s.modules),
                 "goal": GOALS.get(s.target.key),
                 "samples_ms": s.import_ms,
+                "first_ms": {
+                    path: {"median": statistics.median(v), "p95": p95(v), "samples_ms": v}
+                    for path, v in s.first_ms.items()
+                },
+                # import and first requests, per sample (then the median): what a cold request
+                # waits for after the interpreter has started
+                "through_first_ms": {
+                    path: statistics.median(
+                        sum(x)
+                        for x in zip(
+                            s.import_ms,
+                            *(s.first_ms[q] for q in list(s.first_ms)[: i + 1]),
+                            strict=True,
+                        )
+                    )
+                    for i, path in enumerate(s.first_ms)
+                },
             }
         )
     return out
 
 
+def portal_ab(result_rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The API function against itself without the portal (same rounds): median ratios."""
+    by = {r["target"]: r for r in result_rows}
+    if "api.index" not in by or NO_PORTAL not in by:
+        return None
+    api, bare = by["api.index"], by[NO_PORTAL]
+    ratios = {"import": api["import_ms"]["median"] / bare["import_ms"]["median"]}
+    for path in api["through_first_ms"]:
+        ratios[f"import + first requests through {path}"] = (
+            api["through_first_ms"][path] / bare["through_first_ms"][path]
+        )
+    added = {
+        "import": api["import_ms"]["median"] - bare["import_ms"]["median"],
+        **{
+            path: api["first_ms"][path]["median"] - bare["first_ms"][path]["median"]
+            for path in api["first_ms"]
+        },
+    }
+    # per round (the two ran in the same round): steadier than a ratio of medians
+    paired = [a / b for a, b in zip(api["samples_ms"], bare["samples_ms"], strict=True)]
+    return {
+        "ratios": ratios,
+        "added_ms": added,
+        "paired_import_ratio": {"median": statistics.median(paired), "samples": paired},
+        "goal": PORTAL_GOAL,
+    }
+
+
 def goal_failures(result_rows: list[dict[str, Any]]) -> list[str]:
-    return [
+    out = [
         f"{r['label']}: {r['ratio_median']:.2f}× bare FastAPI (median import "
         f"{r['import_ms']['median']:.0f} ms), goal ≤ {r['goal']:g}×"
         for r in result_rows
         if r["goal"] is not None and r["ratio_median"] > r["goal"]
     ]
+    ab = portal_ab(result_rows)
+    for what, ratio in (ab["ratios"] if ab else {}).items():
+        if what == "import" or what.endswith(FIRST_REQUESTS[0][0]):
+            if ratio > PORTAL_GOAL:
+                out.append(
+                    f"API function with the portal: {what} {ratio:.3f}× without it, "
+                    f"goal ≤ {PORTAL_GOAL:g}×"
+                )
+    return out
 
 
 def environment() -> dict[str, Any]:
@@ -570,8 +737,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env = child_env(args.env)
     with tempfile.TemporaryDirectory(prefix="agentmall_coldstart_") as tmp:
         workdir = Path(tmp)
-        log(f"timing: {args.samples} rounds × {len(TARGETS)} targets")
-        series = time_targets(args.samples, workdir, env)
+        series = time_targets(args.samples, workdir, env, args.first_request, args.only)
         log(f"-X importtime: {args.importtime_samples} runs per target")
         imports = importtime_targets(args.importtime_samples, workdir, env)
         log("probing side effects and importers")
@@ -590,9 +756,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "load_average": {"before": load_before, "after": os.getloadavg()},
             "child_env": sorted(env),
             "extra_env": sorted(args.env),
+            "first_request": args.first_request,
+            "only": args.only,
         },
         "environment": environment(),
         "rows": result_rows,
+        "portal_ab": portal_ab(result_rows),
         "imports": imports,
         "probes": probes,
         "checks": check_rows,
@@ -620,6 +789,8 @@ def markdown(result: dict[str, Any]) -> str:
         "```",
         f".venv/bin/python -m bench.coldstart --samples {cfg['samples']}"
         f" --importtime-samples {cfg['importtime_samples']}"
+        + (" --first-request" if cfg.get("first_request") else "")
+        + "".join(f" --only '{key}'" for key in cfg.get("only") or [])
         + "".join(f" --env {name}=…" for name in cfg["extra_env"]),
         ".venv/bin/python -m bench.coldstart --json     # the same, machine-readable",
         "```",
@@ -641,7 +812,13 @@ def markdown(result: dict[str, Any]) -> str:
         f"wall time is shown too). {cfg['samples']} rounds, the {len(result['rows'])} targets "
         "interleaved in rotated order after one untimed warm-up each, so read the ratios: they "
         f"share the machine's noise. p95 = the {math.ceil(0.95 * cfg['samples'])}th of "
-        f"{cfg['samples']} samples, sorted.",
+        f"{cfg['samples']} samples, sorted."
+        + (
+            " With --first-request, the two API rows' children then serve their first requests "
+            "(below), so their process wall time includes them."
+            if cfg.get("first_request")
+            else ""
+        ),
         f"- **Environment of the children:** only {', '.join(cfg['child_env'])}"
         + (
             f" (settings added with --env: {', '.join(cfg['extra_env'])})"
@@ -661,7 +838,7 @@ def markdown(result: dict[str, Any]) -> str:
             goal = f"≤ {r['goal']:g}×"
         if r["goal"] is not None:
             goal += " ✓" if r["ratio_median"] <= r["goal"] else " ✗"
-        code = r["code"].replace("\n", "; ")
+        code = (r.get("shown") or r["code"]).replace("\n", "; ")
         lines.append(
             f"| {r['label']} | `{code}` | {fmt(r['import_ms']['median'])} "
             f"| {fmt(r['import_ms']['p95'])} | {r['ratio_median']:.2f}× / {r['ratio_p95']:.2f}× "
@@ -669,17 +846,70 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {r['modules']} | {goal} |"
         )
     verdict = "PASS" if not result["goal_failures"] else "FAIL"
+    timed = {r["target"] for r in result["rows"]}
+    if not set(GOALS) <= timed:
+        verdict += " (of the targets timed in this run)"
     lines += [
         "",
         f"Goals (median import time): API function ≤ {GOALS['api.index']:g}× bare FastAPI, "
         f"webhook function ≤ {GOALS['api.stripe_webhook']:g}×: **{verdict}**",
         *(f"- {f}" for f in result["goal_failures"]),
         "",
+        *portal_lines(result),
         *check_lines(result),
         "",
         *import_lines(result),
     ]
     return "\n".join(lines)
+
+
+def portal_lines(result: dict[str, Any]) -> list[str]:
+    """The portal's share (A/B rows of the same rounds), and its first requests if timed."""
+    ab = result.get("portal_ab")
+    if not ab:
+        return []
+    by = {r["target"]: r for r in result["rows"]}
+    api, bare = by["api.index"], by[NO_PORTAL]
+    lines = [
+        f"The portal's share of the API function (same rounds; goal ≤ {ab['goal']:g}×, "
+        "i.e. ≤ +10 %):",
+        "",
+        "| Measure | With the portal: median (ms) | Without: median (ms) | Added (ms) | Ratio |",
+        "|---|---:|---:|---:|---:|",
+        f"| import | {fmt(api['import_ms']['median'])} | {fmt(bare['import_ms']['median'])} "
+        f"| {api['import_ms']['median'] - bare['import_ms']['median']:+.0f} "
+        f"| {ab['ratios']['import']:.3f}× |",
+    ]
+    if "paired_import_ratio" in ab:  # runs saved before it was added have none
+        lines.append(
+            f"| import, per round (median of the {len(api['samples_ms'])} rounds' ratios) | | | "
+            f"| {ab['paired_import_ratio']['median']:.3f}× |"
+        )
+    for path in api["first_ms"]:
+        a, b = api["first_ms"][path]["median"], bare["first_ms"][path]["median"]
+        lines.append(
+            f"| first `GET {path}` alone | {a:.1f} | {b:.1f} | {a - b:+.1f} | {a / b:.3f}× |"
+        )
+    for path in api["through_first_ms"]:
+        a, b = api["through_first_ms"][path], bare["through_first_ms"][path]
+        lines.append(
+            f"| import + first requests through `GET {path}` | {fmt(a)} | {fmt(b)} "
+            f"| {a - b:+.0f} | {a / b:.3f}× |"
+        )
+    sub = result["imports"].get("api.index", {}).get("subtrees", {}).get("app.portal")
+    if sub:
+        total = result["imports"]["api.index"]["total_ms"]
+        lines += [
+            "",
+            f"- Under `-X importtime` (median of {result['config']['importtime_samples']}): "
+            f"`app.portal` {sub['cumul_ms']:.0f} ms cumulative ({sub['self_ms']:.0f} ms in its "
+            f"{sub['modules']} own modules), {100 * sub['cumul_ms'] / total:.1f} % of "
+            f"`api.index`'s {fmt(total)} ms; first imported via {arrow(sub['chain'])}; "
+            "modules outside the project it imported first: "
+            + (", ".join(f"`{m}`" for m in sub["foreign"]) or "none")
+            + ".",
+        ]
+    return [*lines, ""]
 
 
 def check_lines(result: dict[str, Any]) -> list[str]:
@@ -772,6 +1002,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "repeatable; only names are printed",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    parser.add_argument(
+        "--first-request",
+        action="store_true",
+        help="the API rows also time their first requests after the import (same child)",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        choices=[t.key for t in TARGETS],
+        metavar="TARGET",
+        help="time only this target (repeatable; bare FastAPI is always timed); the imports and "
+        "checks still cover every target. E.g. --only api.index --only 'api.index, no portal'",
+    )
     parser.add_argument(
         "--render", metavar="RESULT.json", help="print the Markdown of a saved --json run; no run"
     )
