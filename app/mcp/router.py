@@ -4,20 +4,23 @@
 (the SDK is imported then, not at start-up). Only POST is routed: `GET` and `DELETE /mcp` are the
 router's 405 with the app's error body (a stateless server has no event stream to open and no
 session to end). Authentication happens per tool call, inside the protocol (see
-`app.mcp.metering`); listing the tools needs no key and costs nothing.
+`app.mcp.metering`); listing the tools needs no key and costs nothing. The OpenAPI entry names
+every status it answers: JSON-RPC errors for the message (400, and 404 on the 2026-07-28
+protocol), the app's error body for refused headers and sizes (403, 406, 413, 415, 421).
 """
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
-from app.core.errors import NotFound
+from app.core.errors import ErrorBody, NotFound, error_responses
 
 if TYPE_CHECKING:
     from app.mcp.transport import McpTransport
@@ -50,14 +53,59 @@ def transport_of(app: FastAPI) -> McpTransport:
     return transport
 
 
+class JsonRpcErrorObject(BaseModel):
+    code: int
+    message: str
+    data: Any = None
+
+
+class JsonRpcError(BaseModel):
+    """A JSON-RPC 2.0 error response: how MCP answers a message it cannot serve."""
+
+    jsonrpc: Literal["2.0"]
+    id: int | str | None
+    error: JsonRpcErrorObject
+
+
+# Refused before any JSON-RPC is read: the API's error body (app.mcp.transport). 413 is the app's
+# body-size guard, as on every route.
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    **error_responses(413),
+    **{
+        status: {"model": ErrorBody, "description": description}
+        for status, description in {
+            403: "The Origin header names a site this server does not accept (browsers)",
+            406: "The Accept header does not accept JSON (send application/json, "
+            "text/event-stream)",
+            415: "The Content-Type is not application/json",
+            421: "The Host header is not one of this deployment's host names",
+        }.items()
+    },
+}
+
+
 @router.post(
     "/mcp",
     response_class=Response,
     summary="MCP endpoint (Streamable HTTP, stateless, JSON responses)",
     responses={
-        200: {"description": "A JSON-RPC response (refusals are JSON-RPC errors, code -32003)"},
+        200: {
+            "description": "A JSON-RPC response: the result, or an error (a refused tool call "
+            "is code -32003, an unknown tool -32602, a method this server does not serve -32601)"
+        },
         202: {"description": "A notification, accepted"},
-        421: {"description": "The Host header is not one of this deployment's host names"},
+        400: {
+            "model": JsonRpcError,
+            "description": "A JSON-RPC error about the message: not JSON (-32700) or not a "
+            "JSON-RPC request (-32600); on the 2026-07-28 protocol also invalid params (-32602, "
+            "such as an unknown tool) and headers that contradict the body",
+        },
+        404: {
+            "model": JsonRpcError,
+            "description": "On the 2026-07-28 protocol, a method this server does not serve "
+            "(-32601), such as prompts/get",
+        },
+        **_REFUSALS,
     },
 )
 async def mcp_endpoint(request: Request) -> Response:
