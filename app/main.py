@@ -20,6 +20,7 @@ from app.catalog.router import router as catalog_router
 from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
+from app.core.openapi import document_shared_errors
 from app.gate.middleware import MeteringMiddleware
 from app.health.router import router as health_router
 from app.inventory.router import admin_router as inventory_admin_router
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, *, per_invocation: bool = False
         portal_router,
     ):
         app.include_router(router)
+    document_shared_errors(app)
     return app
 
 

@@ -39,6 +39,16 @@ class PlanUnusable(AppError):
     default_message = "The plan's limits are below the cost of one call of its own features."
 
 
+class PlanFieldsMissing(AppError):
+    """A new plan needs the fields an existing one may omit: the validation error's shape."""
+
+    status_code = 422
+    code = "validation_error"
+
+
+NEW_PLAN_FIELDS = ("included_calls", "name", "requests_per_minute")
+
+
 def _check_usable(plan: Plan) -> None:
     """Refuse a plan that could never serve one call of a feature it sells."""
     ceiling = plan.requests_per_minute
@@ -64,10 +74,11 @@ async def upsert_plan(
     changes = update.model_dump(exclude_unset=True)
     plan = await repo.get_plan(session, code, for_update=True)
     if plan is None:
-        missing = {"name", "included_calls", "requests_per_minute"} - changes.keys()
+        missing = [name for name in NEW_PLAN_FIELDS if name not in changes]
         if missing:
-            raise AppError(
-                f"A new plan needs {', '.join(sorted(missing))}.", missing=sorted(missing)
+            raise PlanFieldsMissing(
+                f"Invalid request: check {', '.join(missing)}.",
+                fields=[{"field": name, "issue": "Required to create a plan"} for name in missing],
             )
         plan = Plan(code=code, **changes)
         plan.version = 1

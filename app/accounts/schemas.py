@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from app.core.features import Feature
 from app.core.schemas import InputModel
@@ -12,7 +14,11 @@ from app.usage.service import LAST_USED_RETENTION_S
 
 
 class SignupRequest(InputModel):
-    email: str = Field(max_length=254, description="Where we reach you about your account.")
+    email: str = Field(
+        max_length=254,
+        description="Where we reach you about your account.",
+        json_schema_extra={"format": "email"},  # checked by the service: 422 `invalid_email`
+    )
 
 
 class SignupResponse(BaseModel):
@@ -37,7 +43,28 @@ class PlanList(BaseModel):
     data: list[PlanPublic]
 
 
-NULLABLE_PLAN_FIELDS = frozenset({"monthly_price_cents", "overage_cents_per_1000"})
+# Every field but the two prices, whose `null` means "none".
+NON_NULL_PLAN_FIELDS = (
+    "code",
+    "name",
+    "currency",
+    "included_calls",
+    "requests_per_minute",
+    "features",
+    "hard_limit",
+    "public",
+)
+
+
+def _no_null(schema: dict[str, Any]) -> None:
+    """The document offers `null` only where it is accepted: omitted means "keep", but a `null`
+    for a field outside the two prices is a 422 (`_not_null` below)."""
+    for name in NON_NULL_PLAN_FIELDS:
+        field = schema["properties"][name]
+        field.pop("default", None)
+        options = [o for o in field.pop("anyOf", []) if o.get("type") != "null"]
+        if options:
+            field.update(options[0])
 
 
 class PlanUpdate(InputModel):
@@ -45,6 +72,8 @@ class PlanUpdate(InputModel):
 
     Accepts the `PlanPublic` representation as is: `code` may be sent but must equal the path's.
     """
+
+    model_config = ConfigDict(json_schema_extra=_no_null)
 
     code: str | None = Field(
         default=None, max_length=32, exclude=True, description="If sent, the plan code in the path."
@@ -59,17 +88,13 @@ class PlanUpdate(InputModel):
     overage_cents_per_1000: int | None = Field(default=None, ge=0, le=10_000_000)
     public: bool | None = None
 
-    @model_validator(mode="after")
-    def _null_only_where_allowed(self) -> PlanUpdate:
+    @field_validator(*NON_NULL_PLAN_FIELDS, mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
         """`null` means "none" for the two prices; for anything else it is an error."""
-        nulls = {
-            name
-            for name in self.model_fields_set
-            if getattr(self, name) is None and name not in NULLABLE_PLAN_FIELDS
-        }
-        if nulls:
-            raise ValueError(f"{', '.join(sorted(nulls))} cannot be null")
-        return self
+        if value is None:
+            raise PydanticCustomError("null_not_allowed", "cannot be null")
+        return value
 
 
 class PeriodPublic(BaseModel):
@@ -120,7 +145,7 @@ MAX_GRACE_SECONDS = 7 * 86_400
 
 
 class KeyRotate(InputModel):
-    grace_seconds: StrictInt = Field(
+    grace_seconds: int = Field(
         default=DEFAULT_GRACE_SECONDS,
         ge=0,
         le=MAX_GRACE_SECONDS,

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from app.catalog import repository
 from app.catalog.sample import SAMPLE_CATALOG
 from app.catalog.schemas import ProductIn
+from app.core.schemas import TEXT_INPUT
 
 DEFAULT_BATCH_SIZE = 500
 MAX_BATCH_SIZE = 10_000
@@ -201,7 +202,7 @@ def validate_row(row: dict[str, Any]) -> ProductIn | str:
         except (ValueError, RecursionError) as exc:
             return f"attributes: not valid JSON ({exc})"
     try:
-        return ProductIn.model_validate(row)
+        return ProductIn.model_validate(row, context=TEXT_INPUT)  # cells spell numbers
     except ValidationError as exc:
         return "; ".join(_describe(error) for error in exc.errors(include_url=False))
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import StringConstraints, ValidationError
+from pydantic import StringConstraints, ValidationError, WithJsonSchema
 
 from app.catalog import service
 from app.catalog.cursor import MAX_CURSOR_LENGTH, CursorCodec
@@ -35,6 +35,11 @@ from app.deps import SearchEngineDep, SessionDep, SettingsDep, gate, read_only
 from app.gate.decision import GateDecision
 
 SearchText = Annotated[CleanStr, StringConstraints(min_length=1, max_length=200)]
+# The syntax `attribute_expression` reads, for the document (it checks it, with its own message).
+AttrExpression = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "pattern": r"^\s*[A-Za-z0-9_]{1,40}\s*(>=|<=|>|<|=|:)\s*\S"}),
+]
 
 router = APIRouter(
     prefix="/v1/products",
@@ -109,7 +114,7 @@ async def list_products(
     price_max: Annotated[int | None, Query(ge=0, le=MAX_PRICE_CENTS)] = None,
     in_stock: bool | None = None,
     attr: Annotated[
-        list[str],
+        list[AttrExpression],
         Query(
             max_length=MAX_ATTRIBUTE_FILTERS,
             description="Attribute filters: `size=10`, `ram_gb>=16`, `weight_kg<2`.",

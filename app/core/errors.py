@@ -9,6 +9,7 @@ so no client ever sees FastAPI's default `{"detail": ...}` shape.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -17,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 logger = logging.getLogger("agentmall")
 
@@ -76,7 +78,7 @@ class ErrorBody(BaseModel):
     message: str
 
 
-_DESCRIPTIONS = {
+ERROR_DESCRIPTIONS = {
     400: "Bad request (unreadable body, invalid cursor)",
     401: "Missing, unknown or revoked API key",
     402: "Subscription payment overdue",
@@ -93,7 +95,7 @@ _DESCRIPTIONS = {
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the errors a router can return, all with the one error body."""
-    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in codes}
+    return {code: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[code]} for code in codes}
 
 
 def error_response(error: AppError) -> JSONResponse:
@@ -179,10 +181,49 @@ _HTTP_CODES = {
 }
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of the resource at this request's path, for a 405's `Allow`.
+
+    The router answers 405 from the first route whose path matched, so its `Allow` names only
+    that route's methods; a path served by several routes (`GET` and `POST /v1/keys`) needs the
+    union. Each method is asked of every route as the router would (`matches`, which also sees
+    into included routers). Where the OpenAPI document has the path, its path item is the
+    resource, concrete paths before templates as OpenAPI matches them: `/v1/products/bulk` is
+    `POST` only, though `GET /v1/products/{sku}` would read a product whose SKU is "bulk"."""
+    served = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    openapi = getattr(request.app, "openapi", None)  # a FastAPI app's document
+    documented = _documented_methods(openapi(), request.scope["path"]) if openapi else set()
+    return [method for method in served if method in documented] or served
+
+
+def _documented_methods(openapi: dict[str, Any], path: str) -> set[str]:
+    """The methods of the OpenAPI path item `path` resolves to (a concrete path first)."""
+    paths: dict[str, Any] = openapi.get("paths", {})
+    templates = sorted(paths, key=lambda template: "{" in template)  # concrete first
+    for template in templates:
+        segments = template.split("/")
+        pattern = "/".join("[^/]+" if s.startswith("{") else re.escape(s) for s in segments)
+        if re.fullmatch(pattern, path):
+            return {method.upper() for method in paths[template]}
+    return set()
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code, message = _HTTP_CODES.get(exc.status_code, ("http_error", str(exc.detail)))
     headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
     body = {"error": code, "message": message}
     return _page(request, exc.status_code, body, headers) or JSONResponse(
         body, exc.status_code, headers=headers

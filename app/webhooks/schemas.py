@@ -13,7 +13,12 @@ EventType = Literal["inventory.updated", "product.updated", "usage.threshold"]
 
 
 class WebhookCreate(InputModel):
-    url: str = Field(min_length=1, max_length=2048, description="An https:// URL (public host).")
+    url: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="An https:// URL (public host).",
+        json_schema_extra={"pattern": "^https://"},  # checked by the service: 422 `unsafe_…`
+    )
     event_types: list[EventType] = Field(min_length=1, max_length=10)
     description: str | None = Field(default=None, max_length=200)
 

@@ -117,7 +117,11 @@ async def test_plans_are_public_and_editable_by_the_founder(client: AsyncClient)
     )
     assert created.status_code == 200 and created.json()["code"] == "team"
     incomplete = await client.put("/v1/admin/plans/solo", json={"name": "Solo"}, headers=ADMIN)
-    assert incomplete.status_code == 400
+    assert incomplete.status_code == 422  # a validation error naming what a new plan needs
+    assert {f["field"] for f in incomplete.json()["fields"]} == {
+        "included_calls",
+        "requests_per_minute",
+    }
     bad = await client.put("/v1/admin/plans/team", json={"features": ["teleport"]}, headers=ADMIN)
     assert bad.status_code == 422
     bad = await client.put("/v1/admin/plans/BAD CODE", json={}, headers=ADMIN)
