@@ -1,5 +1,12 @@
-"""Vercel function: the whole API (every /v1/* path is rewritten here by vercel.json)."""
+"""Vercel function: the whole API (every /v1/* path is rewritten here by vercel.json).
 
-from app.main import create_app
+The imports and the app are built with the cyclic collector paused, then frozen
+(app/core/startup.py): the collections an import would run cost 10–15 % of the cold start.
+"""
 
-app = create_app()
+from app.core.startup import collector_paused
+
+with collector_paused():
+    from app.main import create_app
+
+    app = create_app()

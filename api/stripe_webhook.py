@@ -1,5 +1,11 @@
-"""Vercel function: Stripe webhooks (`/v1/stripe/webhook` is rewritten here by vercel.json)."""
+"""Vercel function: Stripe webhooks (`/v1/stripe/webhook` is rewritten here by vercel.json).
 
-from app.billing.webhook_app import create_webhook_app
+Built with the cyclic collector paused, then frozen, as the API function (app/core/startup.py).
+"""
 
-app = create_webhook_app()
+from app.core.startup import collector_paused
+
+with collector_paused():
+    from app.billing.webhook_app import create_webhook_app
+
+    app = create_webhook_app()

@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -47,7 +47,12 @@ def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]])
 def upsert_insert(session: AsyncSession, table: sa.Table) -> Any:
     """An INSERT with `on_conflict_do_*` for the session's dialect (PostgreSQL or SQLite)."""
     dialect = session.bind.dialect.name if session.bind else "postgresql"
-    return (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
+    if dialect == "sqlite":
+        # imported here: a PostgreSQL deployment never loads SQLite's dialect (cold start)
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table)
+    return postgresql.insert(table)
 
 
 class QueryCounter:

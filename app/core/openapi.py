@@ -13,11 +13,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.core.errors import ERROR_DESCRIPTIONS, ErrorBody
+from app.core.errors import ERROR_BODY_REF, ERROR_DESCRIPTIONS, ErrorBody
 
 BODY_ERRORS = (400, 413, 422)
 PARAMETER_ERRORS = (422,)
-_ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
 
 
 def shared_errors(operation: dict[str, Any]) -> tuple[int, ...]:
@@ -43,7 +42,7 @@ def add_shared_errors(schema: dict[str, Any]) -> dict[str, Any]:
                     str(status),
                     {
                         "description": ERROR_DESCRIPTIONS[status],
-                        "content": {"application/json": {"schema": _ERROR_REF}},
+                        "content": {"application/json": {"schema": ERROR_BODY_REF}},
                     },
                 )
     return schema
