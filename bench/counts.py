@@ -12,6 +12,7 @@ from httpx import AsyncClient
 
 from app.core.db import Database
 from app.redis.port import RedisPort
+from bench import apps
 from bench.probes import CommandStats, RedisWireTap, read_commandstats
 from tests.support.upstash_bridge import UpstashBridge
 
@@ -52,11 +53,23 @@ class Counts(Tally):
 
 @dataclass
 class Probe:
+    """Client-side counters (bridge, wire tap) and `INFO commandstats` of `redis_url`: the Redis
+    the measured traffic goes to (the apps' `REDIS_URL` and the bridge's backend), so the
+    server-side cross-check reads the server it checks."""
+
     bridge: UpstashBridge
     tap: RedisWireTap
+    redis_url: str = apps.REDIS_URL
+
+    def __post_init__(self) -> None:
+        if self.bridge.redis_url != self.redis_url:
+            raise ValueError(
+                f"the Upstash bridge fronts {self.bridge.redis_url}, but commandstats would be "
+                f"read from {self.redis_url}: the cross-check would not see its traffic"
+            )
 
     def snapshot(self, db: Database, port: RedisPort | None) -> Counts:
-        stats: CommandStats = read_commandstats()
+        stats: CommandStats = read_commandstats(self.redis_url)
         return Counts(
             redis_commands=self.bridge.commands + self.tap.commands,
             round_trips=self.bridge.http_requests + self.tap.round_trips,

@@ -15,7 +15,9 @@ rotated), after a warm-up that is kept out of the counts. Counts per request: Re
 round trips (bridge counters for Upstash, a redis-py wire tap for Redis by URL and slowapi),
 Postgres statements (`Database.queries`), and `INFO commandstats` deltas as a server-side
 cross-check. Exits 1 when an AgentMall row misses its budget: 1 Redis command and 1 round trip per
-metered request, 0 Postgres queries added by the gate for a warm key.
+metered request, 0 Postgres queries added by the gate for a warm key; and when the cross-check
+disagrees (Redis, read at the same `BENCH_REDIS_URL` as the traffic, ran fewer scripts than the
+client-side count in some chunk).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
@@ -38,13 +42,14 @@ from upstash_redis.asyncio import Redis as UpstashRedis
 
 from app.core.db import Database
 from app.main import create_app
-from bench import apps
+from bench import apps, provenance
 from bench.counts import ConcurrentResult, Counts, Probe, Route, concurrent
 from bench.probes import RedisWireTap
 from bench.report import (
     budget_failures,
     cli,
     concurrency_result,
+    crosscheck_failures,
     crosscheck_notes,
     markdown,
     row_result,
@@ -57,6 +62,7 @@ PER_MINUTE = 100_000
 PER_MONTH = 10_000_000
 SKU = "BENCH-0001"
 CLIENT_ADDR = ("203.0.113.7", 50000)
+ROOT = Path(__file__).resolve().parent.parent
 
 
 ROWS = [
@@ -193,6 +199,7 @@ async def sequential(bench: Bench, requests: int, rounds: int) -> None:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     started = datetime.now(UTC).isoformat(timespec="seconds")
+    load_before = os.getloadavg()
     await apps.create_database()
     tap = RedisWireTap()
     tap.install()
@@ -208,13 +215,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await sequential(bench, args.requests, args.rounds)
         rows = [row_result(lbl, bench.routes[g], bench.routes[b], am) for lbl, g, b, am in ROWS]
         conc = await concurrency_rows(bench, args) if args.concurrency > 1 else []
+        budget = budget_failures(rows) + budget_failures(conc_as_rows(conc))
+        mismatches = crosscheck_failures(rows) + crosscheck_failures(conc_as_rows(conc))
         return {
-            "config": config(args, started),
+            "config": config(args, started) | {"load_before": load_before},
             "rows": rows,
             "concurrency": conc,
             "cold": cold,
-            "budget_failures": budget_failures(rows) + budget_failures(conc_as_rows(conc)),
+            "budget_failures": budget,
             "crosscheck": crosscheck_notes(rows) + crosscheck_notes(conc_as_rows(conc)),
+            "crosscheck_failures": mismatches,
+            "failures": budget + mismatches,
         }
     finally:
         await cleanup(bench, bridge, tap)
@@ -248,7 +259,19 @@ def config(args: argparse.Namespace, started: str) -> dict[str, Any]:
         "started": started,
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
+        "git": provenance.git_state(ROOT, "app"),
+        "redis": redacted(apps.REDIS_URL),
+        "load_after": os.getloadavg(),
     }
+
+
+def redacted(url: str) -> str:
+    """The Redis URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 async def cleanup(bench: Bench | None, bridge: UpstashBridge, tap: RedisWireTap) -> None:
@@ -320,7 +343,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli(parse_args(argv), run, markdown, "budget_failures")
+    return cli(parse_args(argv), run, markdown, "failures")
 
 
 if __name__ == "__main__":

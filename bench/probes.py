@@ -5,14 +5,16 @@
   several commands (one round trip, several commands). Commands are counted by parsing the RESP
   arrays in the packed bytes. Only writes made on the benchmark's own thread count, so the
   `UpstashBridge` (its own thread, also redis-py) is not mixed in.
-* `read_commandstats` reads `INFO commandstats` over a plain socket (not through redis-py, so the
-  tap never sees it). The figures are server-wide: every client of the shared Redis shows up, and
-  commands run by Lua scripts (`redis.call`) are counted under their own names as well.
+* `read_commandstats` reads `INFO commandstats` from the Redis at a given URL (the one the measured
+  traffic goes to: `BENCH_REDIS_URL`) over a plain socket (not through redis-py, so the tap never
+  sees it). The figures are server-wide: every client of the shared Redis shows up, and commands
+  run by Lua scripts (`redis.call`) are counted under their own names as well.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
@@ -21,6 +23,7 @@ from typing import Any
 
 import redis.asyncio.connection as async_connection
 import redis.connection as sync_connection
+from redis.connection import SSLConnection, parse_url
 
 Packed = bytes | str | memoryview | Iterable[bytes | memoryview]
 
@@ -109,7 +112,7 @@ class CommandStats:
     """Server-wide call totals from `INFO commandstats`."""
 
     total: int  # every command execution, including those run inside Lua scripts
-    info: int  # INFO calls (the probe's own reads among them)
+    info: int  # INFO and AUTH calls (the probe's own reads among them)
     scripts: int  # EVAL + EVALSHA (+ their _RO variants): one per script run
     script_usec: int  # server time in those script runs (their `redis.call`s included)
 
@@ -118,7 +121,8 @@ class CommandStats:
 
     @property
     def executions(self) -> int:
-        """Command executions, INFO excluded (scripts count once plus each `redis.call`)."""
+        """Command executions, INFO and AUTH excluded (scripts count once plus each
+        `redis.call`)."""
         return self.total - self.info
 
 
@@ -137,26 +141,62 @@ def parse_commandstats(text: str) -> CommandStats:
         usec[name] = int(stats["usec"])
     return CommandStats(
         total=sum(calls.values()),
-        info=calls.get("info", 0),
+        info=calls.get("info", 0) + calls.get("auth", 0),
         scripts=sum(calls.get(name, 0) for name in SCRIPT_COMMANDS),
         script_usec=sum(usec.get(name, 0) for name in SCRIPT_COMMANDS),
     )
 
 
-def read_commandstats(host: str = "127.0.0.1", port: int = 6379) -> CommandStats:
-    """`INFO commandstats` over a fresh socket (a bulk-string reply)."""
-    with socket.create_connection((host, port), timeout=5) as sock:
-        sock.sendall(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")
-        buffer = b""
-        while b"\r\n" not in buffer:
-            buffer += _recv(sock)
-        header, body = buffer.split(b"\r\n", 1)
+def read_commandstats(url: str) -> CommandStats:
+    """`INFO commandstats` of the Redis at `url` (redis://, rediss:// or unix://; AUTH sent when
+    the URL has a password) over a fresh socket."""
+    params = parse_url(url)
+    with _connect(params) as sock:
+        if params.get("password") is not None:
+            auth = [b"AUTH", str(params["password"]).encode()]
+            if params.get("username"):
+                auth.insert(1, str(params["username"]).encode())
+            sock.sendall(_pack(auth))
+            reply, _ = _read_line(sock, b"")
+            if not reply.startswith(b"+"):
+                raise RuntimeError(f"AUTH refused by {_where(params)}: {reply!r}")
+        sock.sendall(_pack([b"INFO", b"commandstats"]))
+        header, body = _read_line(sock, b"")
         if not header.startswith(b"$"):
-            raise RuntimeError(f"unexpected INFO reply: {header!r}")
+            raise RuntimeError(f"unexpected INFO reply from {_where(params)}: {header!r}")
         length = int(header[1:])
         while len(body) < length + 2:
             body += _recv(sock)
     return parse_commandstats(body[:length].decode())
+
+
+def _connect(params: dict[str, Any]) -> socket.socket:
+    if params.get("path"):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(5)
+        sock.connect(params["path"])
+        return sock
+    host, port = params.get("host", "localhost"), int(params.get("port", 6379))
+    sock = socket.create_connection((host, port), timeout=5)
+    if params.get("connection_class") is SSLConnection:
+        return ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+    return sock
+
+
+def _where(params: dict[str, Any]) -> str:
+    return params.get("path") or f"{params.get('host', 'localhost')}:{params.get('port', 6379)}"
+
+
+def _pack(args: list[bytes]) -> bytes:
+    return b"".join([f"*{len(args)}\r\n".encode()] + [b"$%d\r\n%s\r\n" % (len(a), a) for a in args])
+
+
+def _read_line(sock: socket.socket, buffer: bytes) -> tuple[bytes, bytes]:
+    """The next CRLF-terminated line, and what was read past it."""
+    while b"\r\n" not in buffer:
+        buffer += _recv(sock)
+    line, rest = buffer.split(b"\r\n", 1)
+    return line, rest
 
 
 def _recv(sock: socket.socket) -> bytes:

@@ -115,6 +115,13 @@ def server_view(chunks: list[Counts]) -> dict[str, Any]:
     }
 
 
+def crosscheck_failures(rows: list[dict[str, Any]]) -> list[str]:
+    """The cross-check notes that are disagreements (Redis ran fewer scripts than were sent):
+    other clients can only add calls, so a short chunk means the counts are wrong, or the
+    commandstats came from another server than the one measured."""
+    return [note for note in crosscheck_notes(rows) if "MISMATCH" in note]
+
+
 def crosscheck_notes(rows: list[dict[str, Any]]) -> list[str]:
     """Compare server-side script runs (commandstats) with the client-side command counts."""
     notes = []
@@ -148,6 +155,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"{cfg['warmup']} warm-up requests, {cfg['rounds']} interleaved rounds "
         f"({cfg['started']}, {cfg['cpus']} CPUs).",
         "",
+        f"Code: git {cfg.get('git', '?')}. Redis: {cfg.get('redis', '?')} (the traffic and "
+        f"`INFO commandstats`). 1-minute load average before → after: {load(cfg)}.",
+        "",
         "| Gate | Redis commands/request | Round trips/request | Postgres queries/request "
         "added by the gate (warm key) | Median added latency (ms) | p95 added latency (ms) "
         "| Latency ratio gated / no gate (median) |",
@@ -162,7 +172,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {fmt(row['median_added_ms'])} | {fmt(row['p95_added_ms'])} "
             f"| {fmt(row['median_ratio'])}× |"
         )
-    lines += ["", budget_line(result), ""]
+    lines += ["", budget_line(result), crosscheck_line(result), ""]
     lines += details(result)
     return "\n".join(lines)
 
@@ -176,6 +186,23 @@ def budget_line(result: dict[str, Any]) -> str:
     if result["budget_failures"]:
         line += "\n" + "\n".join(f"- {f}" for f in result["budget_failures"])
     return line
+
+
+def load(cfg: dict[str, Any]) -> str:
+    before, after = cfg.get("load_before"), cfg.get("load_after")
+    if before is None or after is None:
+        return "?"
+    return f"{before[0]:.2f} → {after[0]:.2f}"
+
+
+def crosscheck_line(result: dict[str, Any]) -> str:
+    failures = result.get("crosscheck_failures", [])
+    verdict = "FAIL" if failures else "PASS"
+    line = (
+        "Cross-check (Redis ran at least the scripts the client counted, in every chunk): "
+        f"**{verdict}**"
+    )
+    return line + "".join(f"\n- {f}" for f in failures)
 
 
 def details(result: dict[str, Any]) -> list[str]:
