@@ -92,3 +92,20 @@ def test_the_builds_unchecked_bytecode_is_removed_from_the_working_tree(tmp_path
     assert _deploy_check().clean_bytecode(tmp_path) == 1
     assert python(read, tmp_path) == "2"
     assert list((tmp_path / "api" / "__pycache__").glob("own.*.pyc"))
+
+
+def test_each_function_assigns_app_at_the_top_level() -> None:
+    """Vercel's build finds a function's entrypoint only in a top-level `app = …` (inside a `with`
+    block, `vercel build` fails: "doesn't match any Serverless Functions")."""
+    import ast
+
+    for path in sorted((ROOT / "api").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        names = {
+            target.id
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        assert "app" in names, f"{path.name}: no top-level `app = …`"
