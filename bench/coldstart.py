@@ -131,8 +131,9 @@ PRODUCTION_SETTINGS = {
     "UPSTASH_REDIS_REST_URL": "https://coldstart-bench.upstash.invalid",
     "UPSTASH_REDIS_REST_TOKEN": "coldstart-bench-placeholder-token-0000",
     "CRON_SECRET": "coldstart-bench-placeholder-cron-0000",
-    "STRIPE_SECRET_KEY": "sk_test_coldstartbenchplaceholder0000",
-    "STRIPE_WEBHOOK_SECRET": "whsec_coldstartbenchplaceholder0000",
+    # Stripe's prefixes (the settings check them) on obvious placeholders, not keys
+    "STRIPE_SECRET_KEY": "sk_test_" + "placeholder".ljust(24, "0"),
+    "STRIPE_WEBHOOK_SECRET": "whsec_" + "placeholder".ljust(32, "0"),
     "SMTP_URL": "smtps://bench:placeholder@smtp.invalid:465",
     "EMAIL_FROM": "noreply@agentmall.invalid",
     "PUBLIC_BASE_URL": "https://agentmall.invalid",

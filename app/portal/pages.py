@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.core.config import Settings
 from app.core.errors import AppError
@@ -80,6 +80,11 @@ def csp(settings: Settings) -> str:
         f"form-action 'self' {' '.join(targets)}; "
         "frame-ancestors 'none'; base-uri 'none'"
     )
+
+
+def redirect(url: str, settings: Settings) -> Response:
+    """A 303 after a form (to a page of ours, or to Stripe), with the pages' headers."""
+    return protect(RedirectResponse(url, status_code=303), settings)
 
 
 def protect(response: Response, settings: Settings) -> Response:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,18 +65,12 @@ def _page(request: Request, services: Services, template: str, **context: Any) -
     return render(request, services.settings, template, **context)
 
 
-async def _plans(session: AsyncSession) -> list[Any]:
-    from app.accounts import plans
-
-    return [plans.plan_public(p) for p in await plans.list_plans(session)]
-
-
 # --- public pages and sign-in ---
 
 
 @router.get("/")
 async def landing(request: Request, session: SessionDep, services: ServicesDep) -> Response:
-    return _page(request, services, "landing.html", plans=await _plans(session))
+    return _page(request, services, "landing.html", plans=await service.plans_on_offer(session))
 
 
 @router.get("/portal/login")
@@ -128,7 +122,7 @@ async def sign_in(
             notice="Welcome! Your account is ready; here is its first API key.",
         )
     else:
-        response = pages.protect(RedirectResponse("/portal", status_code=303), settings)
+        response = pages.redirect("/portal", settings)
     max_age = int(service.SESSION_TTL.total_seconds())
     pages.set_cookie(response, settings, SESSION_COOKIE, done.session_token, max_age=max_age)
     pages.clear_cookie(response, settings, PRE_COOKIE)
@@ -154,9 +148,9 @@ async def sign_out_everywhere(
 
 
 def _signed_out(services: Services) -> Response:
-    response = RedirectResponse("/", status_code=303)
+    response = pages.redirect("/", services.settings)
     pages.clear_cookie(response, services.settings, SESSION_COOKIE)
-    return pages.protect(response, services.settings)
+    return response
 
 
 # --- the dashboard ---
@@ -268,7 +262,7 @@ async def revoke_key(
         return await _keys_page(
             request, account, session, services, status_code=exc.status_code, error=message
         )
-    return pages.protect(RedirectResponse("/portal/keys", status_code=303), services.settings)
+    return pages.redirect("/portal/keys", services.settings)
 
 
 # --- billing ---
@@ -293,7 +287,7 @@ async def checkout(
         account=account,
         plan=form.get("plan", "pro")[:32],
     )
-    return pages.protect(RedirectResponse(url, status_code=303), services.settings)
+    return pages.redirect(url, services.settings)
 
 
 @router.post("/portal/billing/portal")
@@ -306,7 +300,7 @@ async def billing_portal(
     url = await billing.portal(
         session, services.stripe, services.settings, _billing_limiter(request, services), account
     )
-    return pages.protect(RedirectResponse(url, status_code=303), services.settings)
+    return pages.redirect(url, services.settings)
 
 
 # --- webhooks (paid plans) ---
@@ -399,7 +393,7 @@ async def delete_webhook(
 ) -> Response:
     await pages.read_form(request, services.settings)
     await webhooks.delete(session, account.id, webhook_id)
-    return pages.protect(RedirectResponse("/portal/webhooks", status_code=303), services.settings)
+    return pages.redirect("/portal/webhooks", services.settings)
 
 
 # --- how to connect ---

@@ -248,6 +248,11 @@ async def plan_of(session: AsyncSession, account: Account) -> Plan:
     return plan
 
 
+async def plans_on_offer(session: AsyncSession) -> list[PlanPublic]:
+    """The public plans, from the plans table (as `GET /v1/plans`)."""
+    return [plans_service.plan_public(p) for p in await plans_service.list_plans(session)]
+
+
 async def overview(
     session: AsyncSession, redis: RedisPort, keys: RedisKeys, account: Account
 ) -> Overview:
@@ -256,8 +261,8 @@ async def overview(
     view = await usage.usage_view(session, redis, keys, account=account, plan=plan)
     bars, top = day_bars(view)
     upgrades = [
-        plans_service.plan_public(p)
-        for p in await plans_service.list_plans(session)
+        p
+        for p in await plans_on_offer(session)
         if p.code in PURCHASABLE and p.code != plan.code and account.plan_code in SOLD_PLANS
     ]
     return Overview(account, plan, view, bars, top, upgrades)

@@ -5,19 +5,36 @@ from __future__ import annotations
 
 import html
 import re
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 
+from tests.conftest import database_url
 from tests.support.factories import random_client_ip
 
 BASE = "https://api.agentmall.test"  # PUBLIC_BASE_URL of the test settings (Secure cookies)
 LINK = re.compile(r"https://api\.agentmall\.test/portal/auth/([A-Za-z0-9_-]+)")
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
+
+
+def email(prefix: str = "dev") -> str:
+    """A fresh address (no account yet)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+async def sql(query: str, *args: object) -> None:
+    """One statement on the test database (to expire a link or a session, mark an account)."""
+    conn = await asyncpg.connect(database_url())
+    try:
+        await conn.execute(query, *args)
+    finally:
+        await conn.close()
 
 
 @asynccontextmanager

@@ -5,7 +5,6 @@ CSRF, and every page's actions with the API's own rules (the browser suite: test
 from __future__ import annotations
 
 import re
-import uuid
 
 import asyncpg
 import pytest
@@ -17,25 +16,15 @@ from tests.conftest import database_url
 from tests.portal.support import (
     browser,
     csrf_of,
+    email,
     logged_link,
     new_key,
     request_link,
     sign_in,
+    sql,
     submit,
 )
 from tests.support.factories import key_headers, make_account, set_account_plan
-
-
-def email() -> str:
-    return f"dev-{uuid.uuid4().hex[:10]}@example.com"
-
-
-async def _sql(query: str, *args: object) -> None:
-    conn = await asyncpg.connect(database_url())
-    try:
-        await conn.execute(query, *args)
-    finally:
-        await conn.close()
 
 
 async def test_the_landing_page_shows_the_plans_from_the_plans_table(
@@ -123,7 +112,7 @@ async def test_a_link_works_once(app: FastAPI, caplog: pytest.LogCaptureFixture)
 async def test_an_expired_link_is_refused(app: FastAPI, caplog: pytest.LogCaptureFixture) -> None:
     async with browser(app) as b:
         token = await request_link(b, caplog, email())
-        await _sql("UPDATE portal_login_links SET expires_at = now() - interval '1 second'")
+        await sql("UPDATE portal_login_links SET expires_at = now() - interval '1 second'")
         page = await b.get(f"/portal/auth/{token}")
         assert page.status_code == 400 and "invalid_sign_in_link" in page.text
 
@@ -170,7 +159,7 @@ async def test_an_expired_session_is_refused(
     async with browser(app) as b:
         await sign_in(b, caplog, email())
         assert (await b.get("/portal")).status_code == 200
-        await _sql("UPDATE portal_sessions SET expires_at = now() - interval '1 second'")
+        await sql("UPDATE portal_sessions SET expires_at = now() - interval '1 second'")
         page = await b.get("/portal")
         assert page.status_code == 401 and 'id="signin"' in page.text
         assert "session has ended" in page.text
@@ -468,7 +457,7 @@ async def test_a_past_due_account_sees_the_banner(
         key = new_key((await sign_in(b, caplog, email())).text)
         assert key
         account_id = (await client.get("/v1/account", headers=key_headers(key))).json()["id"]
-        await _sql("UPDATE accounts SET subscription_status = 'past_due' WHERE id = $1", account_id)
+        await sql("UPDATE accounts SET subscription_status = 'past_due' WHERE id = $1", account_id)
         page = (await b.get("/portal")).text
     assert 'id="past-due"' in page and 'action="/portal/billing/portal"' in page
 

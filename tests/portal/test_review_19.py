@@ -20,27 +20,17 @@ from tests.conftest import database_url, make_settings
 from tests.portal.support import (
     browser,
     csrf_of,
+    email,
     new_key,
     request_link,
     sign_in,
+    sql,
     submit,
 )
 from tests.support.factories import ADMIN, key_headers, make_account, set_account_plan
 from tests.support.upstash_bridge import UpstashBridge
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-def email() -> str:
-    return f"rev-{uuid.uuid4().hex[:10]}@example.com"
-
-
-async def _sql(query: str, *args: object) -> None:
-    conn = await asyncpg.connect(database_url())
-    try:
-        await conn.execute(query, *args)
-    finally:
-        await conn.close()
 
 
 async def _account_id(client: AsyncClient, key: str) -> str:
@@ -62,7 +52,7 @@ async def test_a_non_ascii_csrf_token_is_a_403_not_a_500(
         anonymous = await b.post(
             "/portal/login", content="csrf=%C3%A9&email=a%40b.co", headers=FORM
         )
-        await sign_in(b, caplog, email())
+        await sign_in(b, caplog, email("rev"))
         signed_in = await b.post("/portal/keys", content="csrf=%E2%82%AC&name=x", headers=FORM)
     for answer in (anonymous, signed_in):
         assert answer.status_code == 403 and "csrf_refused" in answer.text
@@ -74,7 +64,7 @@ async def test_odd_grace_periods_are_a_400_not_a_500(
     app: FastAPI, caplog: pytest.LogCaptureFixture, grace: str
 ) -> None:
     async with browser(app) as b:
-        await sign_in(b, caplog, email())
+        await sign_in(b, caplog, email("rev"))
         page = await b.get("/portal/keys")
         (key_id,) = _key_ids(page.text)
         answer = await b.post(
@@ -90,7 +80,7 @@ async def test_a_key_name_with_nul_is_a_4xx_not_a_500(
     app: FastAPI, caplog: pytest.LogCaptureFixture, name: str
 ) -> None:
     async with browser(app) as b:
-        await sign_in(b, caplog, email())
+        await sign_in(b, caplog, email("rev"))
         answer = await submit(b, "/portal/keys", "/portal/keys", name=name)
         assert 400 <= answer.status_code < 500, answer.text
         assert answer.headers["content-type"].startswith("text/html")
@@ -119,7 +109,7 @@ async def test_repeated_fields_are_a_clear_4xx(
             headers=FORM,
         )
         assert twice.status_code == 422 and "invalid_email" in twice.text
-        await sign_in(b, caplog, email())
+        await sign_in(b, caplog, email("rev"))
         page = await b.get("/portal")
         token = csrf_of(page.text)
         plans = await b.post(
@@ -149,7 +139,7 @@ async def test_a_webhook_description_with_nul_is_a_422(
 
     app.dependency_overrides[get_resolver] = lambda: public_dns
     async with browser(app) as b:
-        key = new_key((await sign_in(b, caplog, email())).text)
+        key = new_key((await sign_in(b, caplog, email("rev"))).text)
         assert key
         await set_account_plan(client, await _account_id(client, key), "pro")
         answer = await submit(
@@ -170,11 +160,11 @@ async def test_a_webhook_description_with_nul_is_a_422(
 async def test_the_sign_in_page_after_a_session_ends_accepts_its_own_form(
     app: FastAPI, caplog: pytest.LogCaptureFixture, how: str
 ) -> None:
-    address = email()
+    address = email("rev")
     async with browser(app) as b, browser(app) as other:
         await sign_in(b, caplog, address)
         if how == "expired":
-            await _sql("UPDATE portal_sessions SET expires_at = now() - interval '1 second'")
+            await sql("UPDATE portal_sessions SET expires_at = now() - interval '1 second'")
         else:
             await sign_in(other, caplog, address)
             assert (await submit(other, "/portal", "/portal/logout-all")).status_code == 303
@@ -197,7 +187,7 @@ async def test_a_suspended_account_sees_its_pages_and_cannot_mint_keys(
     app: FastAPI, client: AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with browser(app) as b:
-        key = new_key((await sign_in(b, caplog, email())).text)
+        key = new_key((await sign_in(b, caplog, email("rev"))).text)
         assert key
         await _suspend(client, await _account_id(client, key))
         for path in ("/portal", "/portal/keys", "/portal/webhooks", "/portal/connect"):
@@ -219,7 +209,7 @@ async def test_a_suspended_paid_account_cannot_add_a_webhook_endpoint(
 
     app.dependency_overrides[get_resolver] = lambda: public_dns
     async with browser(app) as b:
-        key = new_key((await sign_in(b, caplog, email())).text)
+        key = new_key((await sign_in(b, caplog, email("rev"))).text)
         assert key
         account_id = await _account_id(client, key)
         await set_account_plan(client, account_id, "pro")
@@ -255,7 +245,7 @@ async def test_another_accounts_webhook_endpoint_cannot_be_deleted(
     assert made.status_code == 201, made.text
     endpoint_id = made.json()["id"]
     async with browser(app) as attacker:
-        key = new_key((await sign_in(attacker, caplog, email())).text)
+        key = new_key((await sign_in(attacker, caplog, email("rev"))).text)
         assert key
         await set_account_plan(client, await _account_id(client, key), "pro")
         answer = await submit(
@@ -274,7 +264,7 @@ async def test_one_link_used_by_two_concurrent_requests_opens_one_session(
     app: FastAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with browser(app) as b:
-        token = await request_link(b, caplog, email())
+        token = await request_link(b, caplog, email("rev"))
         page = await b.get(f"/portal/auth/{token}")
         form = {"csrf": csrf_of(page.text)}
         answers = await asyncio.gather(
@@ -315,7 +305,7 @@ async def test_the_email_is_normalised_for_links_accounts_and_limits(
 async def test_a_rate_limited_sign_in_is_a_429_page_with_retry_after(
     app: FastAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    address = email()
+    address = email("rev")
     async with browser(app) as b:
         for _ in range(5):
             await submit(b, "/portal/login", "/portal/login", email=address)
@@ -333,7 +323,7 @@ async def test_error_pages_carry_the_page_headers_and_leak_nothing(
     app: FastAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with browser(app) as b:
-        await sign_in(b, caplog, email())
+        await sign_in(b, caplog, email("rev"))
         answers = [
             await b.get("/portal/nope"),
             await b.put("/portal/keys"),
@@ -352,7 +342,7 @@ async def test_the_csp_has_no_inline_allowances_and_pages_need_none(
 ) -> None:
     async with browser(app) as b:
         pages = [(await b.get("/")).text, (await b.get("/portal/login")).text]
-        key = new_key((await sign_in(b, caplog, email())).text)
+        key = new_key((await sign_in(b, caplog, email("rev"))).text)
         assert key
         for path in ("/portal", "/portal/keys", "/portal/webhooks", "/portal/connect"):
             answer = await b.get(path)
@@ -371,7 +361,7 @@ async def test_no_api_key_in_a_url_a_cookie_or_a_log_line(
     app: FastAPI, client: AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with browser(app) as b:
-        first = await sign_in(b, caplog, email())
+        first = await sign_in(b, caplog, email("rev"))
         made = await submit(b, "/portal/keys", "/portal/keys", name="two")
         keys = [new_key(first.text), new_key(made.text)]
         (key_id, _) = _key_ids(made.text)
@@ -400,7 +390,7 @@ async def test_injected_markup_in_names_and_webhooks_is_escaped(
     app.dependency_overrides[get_resolver] = lambda: public_dns
     evil = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
     async with browser(app) as b:
-        key = new_key((await sign_in(b, caplog, email())).text)
+        key = new_key((await sign_in(b, caplog, email("rev"))).text)
         assert key
         await set_account_plan(client, await _account_id(client, key), "pro")
         made = await submit(b, "/portal/keys", "/portal/keys", name=evil[:100])
@@ -446,9 +436,9 @@ async def test_upgrading_an_already_subscribed_account_is_a_clear_409_page(
     stripe_app: FastAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with browser(stripe_app) as b:
-        key = new_key((await sign_in(b, caplog, email())).text)
+        key = new_key((await sign_in(b, caplog, email("rev"))).text)
         assert key
-        await _sql(
+        await sql(
             "UPDATE accounts SET plan_code = 'pro', stripe_customer_id = 'cus_1', "
             "stripe_subscription_id = 'sub_1', subscription_status = 'active'"
         )
@@ -468,8 +458,8 @@ async def test_a_suspended_account_cannot_start_checkout(
     stripe_app: FastAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with browser(stripe_app) as b:
-        await sign_in(b, caplog, email())
-        await _sql("UPDATE accounts SET status = 'suspended'")
+        await sign_in(b, caplog, email("rev"))
+        await sql("UPDATE accounts SET status = 'suspended'")
         answer = await submit(b, "/portal", "/portal/billing/checkout", plan="pro")
     assert answer.status_code == 403 and "account_suspended" in answer.text
 
@@ -482,7 +472,7 @@ async def test_another_browsers_form_token_cannot_sign_this_browser_in(
 ) -> None:
     """Login CSRF: the attacker's own link and form token, posted from the victim's browser."""
     async with browser(app) as attacker, browser(app) as victim:
-        token = await request_link(attacker, caplog, email())
+        token = await request_link(attacker, caplog, email("rev"))
         foreign = csrf_of((await attacker.get(f"/portal/auth/{token}")).text)
         await victim.get("/")  # the victim has a pre-session cookie of its own
         answer = await victim.post(f"/portal/auth/{token}", data={"csrf": foreign})
@@ -496,7 +486,7 @@ async def test_another_browsers_form_token_cannot_sign_this_browser_in(
 async def test_two_links_of_a_new_email_used_at_once_make_one_account(
     app: FastAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    address = email()
+    address = email("rev")
     async with browser(app) as one, browser(app) as two:
         tokens = [await request_link(b, caplog, address) for b in (one, two)]
         forms = [
@@ -544,7 +534,7 @@ async def test_a_deployment_without_smtp_never_logs_a_sign_in_link(
 ) -> None:
     """A link signs in (and can mint keys): it is logged on a developer's machine only, never
     into a deployment's logs, which more people read than the mailbox's owner."""
-    address = email()
+    address = email("rev")
     async with browser(deployed_app) as b:
         answer = await submit(b, "/portal/login", "/portal/login", email=address)
     assert answer.status_code == 503 and "email_unavailable" in answer.text
