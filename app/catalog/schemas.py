@@ -28,7 +28,9 @@ class ProductIn(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     sku: Sku
-    name: str = Field(min_length=1, max_length=200)
+    # Stripped first (str_strip_whitespace): the pattern says so in the schema, so a name of
+    # only whitespace (a no-break space too) is documented as refused, not just refused.
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
     description: str = Field(default="", max_length=2000)
     category: Category
     price_cents: int = Field(ge=0, le=2_000_000_000)  # fits PostgreSQL INTEGER ($20M)

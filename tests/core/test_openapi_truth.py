@@ -218,3 +218,12 @@ async def test_the_plan_schema_offers_null_only_for_the_prices(client: AsyncClie
         "/v1/admin/plans/pro", json={"overage_cents_per_1000": None}, headers=ADMIN
     )
     assert response.status_code == 200 and response.json()["overage_cents_per_1000"] is None
+
+
+def test_a_product_name_of_only_whitespace_is_documented_as_refused() -> None:
+    """Schemathesis (seed 18124) sent a name of one no-break space: stripped, it is empty and
+    refused, so the schema must say a name needs a non-whitespace character."""
+    from app.catalog.schemas import ProductIn
+
+    name = ProductIn.model_json_schema()["properties"]["name"]
+    assert name.get("pattern") == r"\S"
