@@ -4,17 +4,16 @@ Every job is safe to run twice, concurrently, or again after a crash. Vercel Cro
 `Authorization: Bearer $CRON_SECRET`; anything else is a 401.
 """
 
-from __future__ import annotations
-
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import Depends, Header
 from pydantic import BaseModel
 
 from app.billing.errors import BillingNotConfigured
 from app.core.errors import NotFound, Unauthorized
+from app.core.routing import Router
 from app.deps import ServicesDep, SettingsDep
 from app.services import Services
 from app.usage import service as usage
@@ -97,7 +96,7 @@ JOBS: dict[str, Callable[[Services], Awaitable[BaseModel]]] = {
     "deliver-webhooks": _deliver,  # outbound webhook deliveries and retries (every minute)
 }
 
-router = APIRouter(
+router = Router(
     prefix="/v1/internal/cron",
     tags=["platform"],
     include_in_schema=False,

@@ -21,6 +21,7 @@ from app.core.config import Settings, get_settings
 from app.core.errors import install_error_handlers
 from app.core.limits import BodySizeLimit
 from app.core.openapi import document_shared_errors
+from app.core.routing import DeferredRoute, include
 from app.gate.middleware import MeteringMiddleware
 from app.health.router import router as health_router
 from app.inventory.router import admin_router as inventory_admin_router
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, *, per_invocation: bool = False
     install_error_handlers(app)
     app.add_middleware(MeteringMiddleware)
     app.add_middleware(BodySizeLimit)
+    app.router.route_class = DeferredRoute  # the app's own routes too
     services = app.state.services
     add_webhook_route(app, settings, services.db, services.versions, lambda: services.stripe)
     for router in (
@@ -89,7 +91,7 @@ def create_app(settings: Settings | None = None, *, per_invocation: bool = False
         discovery_router,
         portal_router,
     ):
-        app.include_router(router)
+        include(app, router)  # each route built on first use (app/core/routing.py)
     document_shared_errors(app)
     return app
 

@@ -4,8 +4,6 @@
 Money is integer minor units plus a currency; timestamps are timezone-aware UTC.
 """
 
-from __future__ import annotations
-
 import secrets
 from datetime import UTC, date, datetime
 from typing import Any

@@ -1,7 +1,5 @@
 """What an API key resolves to: everything the gate needs, loaded from Postgres and cached."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from datetime import datetime
 

@@ -1,8 +1,6 @@
 """Sign-up, plans (public) and the account's own control plane (keyed, never metered)."""
 
-from __future__ import annotations
-
-from fastapi import APIRouter, Request, status
+from fastapi import Request, status
 
 from app.accounts import plans as plans_service
 from app.accounts import service
@@ -19,14 +17,13 @@ from app.accounts.schemas import (
     SignupResponse,
 )
 from app.core.errors import error_responses
+from app.core.routing import Router
 from app.core.schemas import ResourceId
 from app.deps import PrincipalDep, ServicesDep, SessionDep
 from app.usage import service as usage
 
-public = APIRouter(
-    prefix="/v1", tags=["public"], responses=error_responses(409, 413, 422, 429, 503)
-)
-router = APIRouter(
+public = Router(prefix="/v1", tags=["public"], responses=error_responses(409, 413, 422, 429, 503))
+router = Router(
     prefix="/v1",
     tags=["account"],
     responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),

@@ -1,15 +1,13 @@
 """Account, key and plan payloads."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from app.core.features import Feature
-from app.core.schemas import InputModel
+from app.core.schemas import InputModel, Schema
 from app.usage.service import LAST_USED_RETENTION_S
 
 
@@ -21,13 +19,13 @@ class SignupRequest(InputModel):
     )
 
 
-class SignupResponse(BaseModel):
+class SignupResponse(Schema):
     account_id: str
     api_key: str = Field(description="Shown once: store it now; we keep only its hash.")
     plan: str
 
 
-class PlanPublic(BaseModel):
+class PlanPublic(Schema):
     code: str
     name: str
     monthly_price_cents: int | None
@@ -39,7 +37,7 @@ class PlanPublic(BaseModel):
     overage_cents_per_1000: int | None
 
 
-class PlanList(BaseModel):
+class PlanList(Schema):
     data: list[PlanPublic]
 
 
@@ -97,12 +95,12 @@ class PlanUpdate(InputModel):
         return value
 
 
-class PeriodPublic(BaseModel):
+class PeriodPublic(Schema):
     start: datetime
     end: datetime
 
 
-class AccountPublic(BaseModel):
+class AccountPublic(Schema):
     id: str
     email: str
     role: str
@@ -120,7 +118,7 @@ class KeyCreate(InputModel):
     name: str | None = Field(default=None, max_length=100)
 
 
-class KeyPublic(BaseModel):
+class KeyPublic(Schema):
     id: str
     prefix: str
     name: str | None
@@ -160,10 +158,10 @@ class KeyRotated(KeyCreated):
     old_key_expires_at: datetime
 
 
-class AccountStatusPublic(BaseModel):
+class AccountStatusPublic(Schema):
     account_id: str
     status: str = Field(description="`active`, or `suspended`: none of its keys work.")
 
 
-class KeyList(BaseModel):
+class KeyList(Schema):
     data: list[KeyPublic]

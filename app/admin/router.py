@@ -1,11 +1,9 @@
 """The founder's endpoints: catalog upsert, key and account suspension, plans, account plans,
 abuse watch."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from fastapi.exceptions import RequestValidationError
 
 from app.accounts import plans
@@ -21,12 +19,13 @@ from app.billing import periods as billing_periods
 from app.catalog import service as catalog
 from app.catalog.schemas import UpsertRequest, UpsertResponse
 from app.core.errors import error_responses
+from app.core.routing import Router
 from app.core.schemas import ResourceId
 from app.deps import AdminDep, ServicesDep, SessionDep
 from app.usage import service as usage
 from app.usage.schemas import TopAccounts
 
-router = APIRouter(
+router = Router(
     prefix="/v1/admin",
     tags=["admin"],
     responses=error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503),

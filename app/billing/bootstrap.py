@@ -20,8 +20,6 @@ naming the problem (no STRIPE_SECRET_KEY, no `pro` plan, invalid settings, Strip
 error). Whatever was created before a Stripe error is found again by the next run.
 """
 
-from __future__ import annotations
-
 import argparse
 import asyncio
 import sys

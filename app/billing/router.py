@@ -1,18 +1,17 @@
 """Billing endpoints: Checkout, the Customer Portal, the one-click upgrade link (control plane),
 and the founder's view of billing incidents (`admin_router`)."""
 
-from __future__ import annotations
-
 from types import ModuleType
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import RedirectResponse
 
 from app.billing import incidents
 from app.billing.limits import BillingLimiter
 from app.billing.schemas import BillingUrl, CheckoutRequest, IncidentList, ReturnPage
 from app.core.errors import error_responses
+from app.core.routing import Router
 from app.deps import AdminDep, PrincipalDep, ServicesDep, SessionDep, read_only
 
 
@@ -31,7 +30,7 @@ def _limiter(request: Request, services: ServicesDep) -> BillingLimiter:
 
 LimiterDep = Annotated[BillingLimiter, Depends(_limiter)]
 
-router = APIRouter(
+router = Router(
     prefix="/v1/billing",
     tags=["billing"],
     responses=error_responses(400, 401, 403, 409, 422, 429, 502, 503),
@@ -109,7 +108,7 @@ async def stripe_return(status: Literal["success", "cancel", "portal"]) -> Retur
     return ReturnPage(status=status, message=RETURN_MESSAGES[status])
 
 
-admin_router = APIRouter(
+admin_router = Router(
     prefix="/v1/admin/billing",
     tags=["admin"],
     responses=error_responses(400, 401, 403, 422, 429, 503),

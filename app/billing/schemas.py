@@ -1,29 +1,27 @@
 """Billing payloads."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from app.core.schemas import InputModel
+from app.core.schemas import InputModel, Schema
 
 
 class CheckoutRequest(InputModel):
     plan: str = Field(min_length=1, max_length=32, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 
-class BillingUrl(BaseModel):
+class BillingUrl(Schema):
     url: str = Field(description="Open it in a browser (Stripe-hosted page).")
 
 
-class ReturnPage(BaseModel):
+class ReturnPage(Schema):
     status: Literal["success", "cancel", "portal"]
     message: str
 
 
-class IncidentPublic(BaseModel):
+class IncidentPublic(Schema):
     """Something billing fixed on its own, for the founder to know (and to tell the customer)."""
 
     id: str
@@ -44,6 +42,6 @@ class IncidentPublic(BaseModel):
     created_at: datetime
 
 
-class IncidentList(BaseModel):
+class IncidentList(Schema):
     data: list[IncidentPublic]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page.")

@@ -1,10 +1,8 @@
 """Catalog endpoints (data plane: keyed, gated, metered)."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import Depends, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import StringConstraints, ValidationError, WithJsonSchema
 
@@ -30,6 +28,7 @@ from app.catalog.search.schemas import (
 from app.catalog.search.service import Search, attribute_expression
 from app.core.errors import error_responses
 from app.core.features import BULK_SKUS_PER_UNIT, cost_per
+from app.core.routing import Router
 from app.core.schemas import CleanStr
 from app.deps import SearchEngineDep, SessionDep, SettingsDep, gate, read_only
 from app.gate.decision import GateDecision
@@ -41,13 +40,13 @@ AttrExpression = Annotated[
     WithJsonSchema({"type": "string", "pattern": r"^\s*[A-Za-z0-9_]{1,40}\s*(>=|<=|>|<|=|:)\s*\S"}),
 ]
 
-router = APIRouter(
+router = Router(
     prefix="/v1/products",
     tags=["catalog"],
     responses=error_responses(400, 401, 402, 403, 404, 413, 422, 429, 503),
 )
 
-categories_router = APIRouter(
+categories_router = Router(
     prefix="/v1/categories",
     tags=["catalog"],
     responses=error_responses(401, 402, 403, 429, 503),

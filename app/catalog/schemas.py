@@ -1,15 +1,13 @@
 """Catalog payloads. Every field is bounded: a bad value is a 422 naming it, never a 500."""
 
-from __future__ import annotations
-
 import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
 from app.core.features import MAX_BULK_SKUS
-from app.core.schemas import InputModel, check_json_value
+from app.core.schemas import InputModel, Schema, check_json_value
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
@@ -53,7 +51,7 @@ class ProductIn(InputModel):
         return value
 
 
-class ProductPublic(BaseModel):
+class ProductPublic(Schema):
     sku: str
     name: str
     description: str
@@ -66,7 +64,7 @@ class ProductPublic(BaseModel):
     updated_at: datetime
 
 
-class ProductPage(BaseModel):
+class ProductPage(Schema):
     data: list[ProductPublic]
     next_cursor: str | None
 
@@ -75,7 +73,7 @@ class BulkRequest(InputModel):
     skus: list[Sku] = Field(min_length=1, max_length=MAX_BULK_SKUS)
 
 
-class BulkResponse(BaseModel):
+class BulkResponse(Schema):
     data: list[ProductPublic]
     not_found: list[str]
 
@@ -84,6 +82,6 @@ class UpsertRequest(InputModel):
     products: list[ProductIn] = Field(min_length=1, max_length=MAX_UPSERT_PRODUCTS)
 
 
-class UpsertResponse(BaseModel):
+class UpsertResponse(Schema):
     created: int
     updated: int

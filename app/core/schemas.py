@@ -13,8 +13,6 @@ serialiser's depth limit. Any of them anywhere in an input — a name, a JSON at
 term — is a 422 naming the field, never a 500 (and never a stored value that breaks every read).
 """
 
-from __future__ import annotations
-
 import types
 from functools import cache
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -118,9 +116,20 @@ _PYDANTIC_TYPES = (
 )
 
 
+class Schema(BaseModel):
+    """The base of the API's own models. Each is built (its validator and serializer) the first
+    time it is used, not at import: a cold instance builds only what its requests need."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 class InputModel(BaseModel):
     """Request bodies: unknown fields, another JSON type than the field's, NUL, lone surrogates
-    and deep nesting are 422s."""
+    and deep nesting are 422s.
+
+    Built at import, unlike `Schema`: FastAPI wraps a body's model in an aliased field and
+    silences pydantic's warning about that alias only while it builds the field itself; a
+    deferred model would build later and log the warning on its first request."""
 
     model_config = ConfigDict(extra="forbid")
 

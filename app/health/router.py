@@ -7,17 +7,16 @@ unit of work (`Database.unit`), so however many probes arrive, an instance never
 limiter's own round trip is the Redis probe: one Redis command per probe, not two.
 """
 
-from __future__ import annotations
-
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from app.core.errors import error_responses
+from app.core.routing import Router
 from app.deps import ServicesDep
 from app.redis.port import RedisUnavailable
 
-router = APIRouter(prefix="/v1/health", tags=["public"])
+router = Router(prefix="/v1/health", tags=["public"])
 
 
 @router.get("")

@@ -1,13 +1,12 @@
 """Inventory endpoints: the change feed (data plane: keyed, gated, metered) and the founder's
 bulk stock sync."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import Depends, Header, Query, Response
 
 from app.core.errors import error_responses
+from app.core.routing import Router
 from app.deps import AdminDep, SessionDep, SettingsDep, gate
 from app.gate.decision import GateDecision
 from app.inventory import service
@@ -20,12 +19,12 @@ from app.inventory.schemas import (
     SyncResult,
 )
 
-router = APIRouter(
+router = Router(
     prefix="/v1/inventory",
     tags=["inventory"],
     responses=error_responses(400, 401, 402, 403, 422, 429, 503),
 )
-admin_router = APIRouter(
+admin_router = Router(
     prefix="/v1/admin/inventory",
     tags=["admin"],
     responses=error_responses(400, 401, 403, 409, 413, 422, 429, 503),

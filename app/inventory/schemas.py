@@ -1,14 +1,12 @@
 """Inventory payloads: the founder's sync request and its result, and the change feed's page."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
 from app.catalog.schemas import Sku
-from app.core.schemas import InputModel
+from app.core.schemas import InputModel, Schema
 
 MAX_SYNC_ITEMS = 1000
 MAX_STOCK = 1_000_000_000
@@ -39,7 +37,7 @@ class SyncRequest(InputModel):
         return items
 
 
-class SyncResult(BaseModel):
+class SyncResult(Schema):
     """What one sync did, per SKU: changed (a feed entry each), already so, or unknown."""
 
     updated: list[str]
@@ -47,7 +45,7 @@ class SyncResult(BaseModel):
     not_found: list[str]
 
 
-class ChangePublic(BaseModel):
+class ChangePublic(Schema):
     id: int
     sku: str
     kind: Literal["inventory", "product"]
@@ -57,7 +55,7 @@ class ChangePublic(BaseModel):
     changed_at: datetime
 
 
-class ChangePage(BaseModel):
+class ChangePage(Schema):
     """Changes in commit order. `next_cursor` is always set: keep it and poll again later when
     `has_more` is false."""
 

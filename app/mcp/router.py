@@ -15,20 +15,21 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from app.core.errors import ErrorBody, NotFound, error_responses
+from app.core.routing import Router
+from app.core.schemas import Schema
 
 if TYPE_CHECKING:
     from app.mcp.transport import McpTransport
 
 LLMS_TXT = Path(__file__).resolve().parents[2] / "public" / "llms.txt"  # Vercel serves it too
 
-router = APIRouter(tags=["mcp"])
-discovery = APIRouter(tags=["discovery"])
+router = Router(tags=["mcp"])
+discovery = Router(tags=["discovery"])
 
 
 class McpCall(Response):
@@ -53,13 +54,13 @@ def transport_of(app: FastAPI) -> McpTransport:
     return transport
 
 
-class JsonRpcErrorObject(BaseModel):
+class JsonRpcErrorObject(Schema):
     code: int
     message: str
     data: Any = None
 
 
-class JsonRpcError(BaseModel):
+class JsonRpcError(Schema):
     """A JSON-RPC 2.0 error response: how MCP answers a message it cannot serve."""
 
     jsonrpc: Literal["2.0"]

@@ -1,15 +1,12 @@
 """The founder's billing check (admin key): `GET /v1/admin/billing/reconcile`."""
 
-from __future__ import annotations
-
-from fastapi import APIRouter
-
 from app.core.errors import error_responses
+from app.core.routing import Router
 from app.deps import AdminDep, ServicesDep, SessionDep, read_only
 from app.metering import reconcile as service
 from app.metering.reconcile import Reconciliation
 
-router = APIRouter(
+router = Router(
     prefix="/v1/admin/billing", tags=["admin"], responses=error_responses(401, 403, 429, 503)
 )
 

@@ -1,13 +1,11 @@
 """Metering payloads."""
 
-from __future__ import annotations
-
 from typing import Literal
 
-from pydantic import BaseModel
+from app.core.schemas import Schema
 
 
-class FlushResult(BaseModel):
+class FlushResult(Schema):
     """What one run of the `flush-usage` cron did."""
 
     job: Literal["flush-usage"] = "flush-usage"

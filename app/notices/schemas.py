@@ -1,15 +1,13 @@
 """What the notice job works on and what it reports."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from app.core.schemas import Schema
 
 
-class NoticeResult(BaseModel):
+class NoticeResult(Schema):
     """The `notify-usage` cron's answer."""
 
     job: Literal["notify-usage"] = "notify-usage"

@@ -2,14 +2,12 @@
 billing, webhooks and how to connect. Each form carries a CSRF token; each action reuses the
 API's own services and rules."""
 
-from __future__ import annotations
-
 import logging
 import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 from pydantic import ValidationError
@@ -19,6 +17,7 @@ from app.accounts import service as accounts
 from app.accounts.schemas import MAX_GRACE_SECONDS
 from app.billing.limits import BillingLimiter
 from app.core.errors import AppError
+from app.core.routing import Router
 from app.deps import ServicesDep, SessionDep
 from app.gate.errors import FeatureNotInPlan
 from app.models import Account
@@ -31,7 +30,7 @@ from app.webhooks.schemas import EventType, WebhookCreate
 
 logger = logging.getLogger("agentmall.portal")
 
-router = APIRouter(include_in_schema=False)
+router = Router(include_in_schema=False)
 
 STATIC = {"portal.css": "text/css", "portal.js": "text/javascript"}
 Token = Annotated[str, PathParam(min_length=1, max_length=200)]

@@ -5,8 +5,6 @@ only their SHA-256 is stored, so a database leak signs nobody in. Every action o
 and webhooks goes through the same service functions as the API, with the same rules.
 """
 
-from __future__ import annotations
-
 import hashlib
 import hmac
 import logging

@@ -1,15 +1,12 @@
 """Usage (control plane)."""
 
-from __future__ import annotations
-
-from fastapi import APIRouter
-
 from app.core.errors import error_responses
+from app.core.routing import Router
 from app.deps import PrincipalDep, ServicesDep, SessionDep
 from app.usage import service
 from app.usage.schemas import UsagePublic
 
-router = APIRouter(prefix="/v1", tags=["usage"], responses=error_responses(401, 403, 429, 503))
+router = Router(prefix="/v1", tags=["usage"], responses=error_responses(401, 403, 429, 503))
 
 
 @router.get("/usage", response_model=UsagePublic)

@@ -1,19 +1,17 @@
 """Usage payloads."""
 
-from __future__ import annotations
-
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from app.core.schemas import Schema
 
 
-class DayUsage(BaseModel):
+class DayUsage(Schema):
     date: date
     count: int
 
 
-class UsagePublic(BaseModel):
+class UsagePublic(Schema):
     account_id: str
     plan: str
     period_start: datetime
@@ -31,7 +29,7 @@ class UsagePublic(BaseModel):
     daily: list[DayUsage]
 
 
-class RollupResult(BaseModel):
+class RollupResult(Schema):
     job: str
     hashes: int
     rows: int
@@ -40,14 +38,14 @@ class RollupResult(BaseModel):
     skipped: bool = False  # `rollup-usage-tick`: the interval had not passed yet
 
 
-class TopAccount(BaseModel):
+class TopAccount(Schema):
     account_id: str
     email: str
     plan: str
     used: int
 
 
-class TopAccounts(BaseModel):
+class TopAccounts(Schema):
     period_start: datetime
     source: Literal["live", "rollup"]  # live counters, or the roll-up while Redis is away
     data: list[TopAccount]

@@ -4,13 +4,12 @@
 sees a misconfigured receiver immediately rather than after the next cron run.
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, status
+from fastapi import BackgroundTasks, Depends, Query, status
 
 from app.core.errors import AppError, error_responses
+from app.core.routing import Router
 from app.core.schemas import ResourceId
 from app.deps import ServicesDep, SessionDep, SettingsDep, gate
 from app.gate.decision import GateDecision
@@ -25,7 +24,7 @@ from app.webhooks.schemas import (
     WebhookPublic,
 )
 
-router = APIRouter(
+router = Router(
     prefix="/v1/webhooks",
     tags=["webhooks"],
     responses=error_responses(401, 402, 403, 404, 409, 413, 422, 429, 503),

@@ -1,13 +1,11 @@
 """Request and response bodies of the webhook endpoints (the table classes never leave)."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
-from app.core.schemas import InputModel
+from app.core.schemas import InputModel, Schema
 
 EventType = Literal["inventory.updated", "product.updated", "usage.threshold"]
 
@@ -28,7 +26,7 @@ class WebhookCreate(InputModel):
         return list(dict.fromkeys(value))
 
 
-class WebhookPublic(BaseModel):
+class WebhookPublic(Schema):
     id: str
     url: str
     event_types: list[str]
@@ -43,11 +41,11 @@ class WebhookCreated(WebhookPublic):
     secret: str = Field(description="Shown once: the `whsec_…` key that signs every delivery.")
 
 
-class WebhookList(BaseModel):
+class WebhookList(Schema):
     data: list[WebhookPublic]
 
 
-class AttemptPublic(BaseModel):
+class AttemptPublic(Schema):
     id: int
     delivery_id: str
     event_id: str
@@ -60,10 +58,10 @@ class AttemptPublic(BaseModel):
     created_at: datetime
 
 
-class AttemptList(BaseModel):
+class AttemptList(Schema):
     data: list[AttemptPublic]
 
 
-class TestQueued(BaseModel):
+class TestQueued(Schema):
     delivery_id: str
     queued: bool = Field(default=True, description="Attempted right after this answer.")

@@ -8,8 +8,6 @@ implement it. `filter_conditions` turns `Filters` into SQLAlchemy Core condition
 database, asking the backend only for what differs (attributes, lowercasing).
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast

@@ -6,14 +6,12 @@ its `score`), `pagination{cursor, has_next_page, total_count}`, `messages[]` (UC
 Every list and string is bounded; anything else is a 422 naming the field.
 """
 
-from __future__ import annotations
+from typing import Annotated, Literal, Self
 
-from typing import Annotated, Literal
-
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
 from app.catalog.schemas import ProductPage, ProductPublic
-from app.core.schemas import InputModel, clean_text
+from app.core.schemas import InputModel, Schema, clean_text
 
 MAX_QUERY_LENGTH = 200
 MAX_FILTER_VALUES = 20
@@ -51,7 +49,7 @@ class PriceRange(InputModel):
     max: int | None = Field(default=None, ge=0, le=MAX_PRICE_CENTS)
 
     @model_validator(mode="after")
-    def _ordered(self) -> PriceRange:
+    def _ordered(self) -> Self:
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError("price.min must not be greater than price.max")
         return self
@@ -65,7 +63,7 @@ class AttributeFilter(InputModel):
     value: AttributeValue
 
     @model_validator(mode="after")
-    def _numeric_op(self) -> AttributeFilter:
+    def _numeric_op(self) -> Self:
         if self.op != "eq" and (isinstance(self.value, bool) or isinstance(self.value, str)):
             raise ValueError(f"op {self.op!r} needs a numeric value")
         if isinstance(self.value, float) and self.value != self.value:  # NaN
@@ -111,46 +109,46 @@ class SearchProduct(ProductPublic):
     )
 
 
-class PaginationOut(BaseModel):
+class PaginationOut(Schema):
     cursor: str | None
     has_next_page: bool
     total_count: int
     total_count_capped: bool = Field(description="True when `total_count` is a lower bound.")
 
 
-class Message(BaseModel):
+class Message(Schema):
     type: Literal["info", "warning"]
     code: str
     content: str
     suggestion: str | None = None
 
 
-class FacetValue(BaseModel):
+class FacetValue(Schema):
     value: str = Field(description="What to filter by (a category slug, a brand).")
     name: str = Field(description="What to show: the category's or the brand's display name.")
     count: int
 
 
-class PriceBand(BaseModel):
+class PriceBand(Schema):
     min: int
     max: int | None  # exclusive; null = no upper bound
     count: int
 
 
-class Facets(BaseModel):
+class Facets(Schema):
     categories: list[FacetValue]
     brands: list[FacetValue]
     price: list[PriceBand]
     capped: bool = Field(description="True when counted over the first matches only.")
 
 
-class Condition(BaseModel):
+class Condition(Schema):
     name: str
     op: Op
     value: str | bool | int | float
 
 
-class InterpretedFilter(BaseModel):
+class InterpretedFilter(Schema):
     """A filter read from the query's words."""
 
     filter: Literal["price", "attribute", "in_stock"]
@@ -167,7 +165,7 @@ class InterpretedFilter(BaseModel):
     )
 
 
-class InterpretedBoost(BaseModel):
+class InterpretedBoost(Schema):
     """What ranks some of the matches first, read from the query's words."""
 
     boost: Literal["price", "category", "attribute"]
@@ -181,12 +179,12 @@ class InterpretedBoost(BaseModel):
     )
 
 
-class Correction(BaseModel):
+class Correction(Schema):
     typed: str
     corrected: str
 
 
-class Interpreted(BaseModel):
+class Interpreted(Schema):
     """How the query was read: the words matched as text, and what the other words became."""
 
     text: str = Field(description="The words matched as text (empty: a listing by filters).")
@@ -200,7 +198,7 @@ class Interpreted(BaseModel):
     )
 
 
-class SearchResponse(BaseModel):
+class SearchResponse(Schema):
     products: list[SearchProduct]
     pagination: PaginationOut
     messages: list[Message]
@@ -210,13 +208,13 @@ class SearchResponse(BaseModel):
     )
 
 
-class Category(BaseModel):
+class Category(Schema):
     slug: str
     name: str
     count: int
 
 
-class CategoryList(BaseModel):
+class CategoryList(Schema):
     data: list[Category]
 
 

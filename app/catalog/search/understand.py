@@ -30,8 +30,6 @@ read is returned as a `Reading`, which the service applies (an explicit filter o
 wins over one read from words) and reports as the response's `interpreted` block.
 """
 
-from __future__ import annotations
-
 import math
 import re
 from collections.abc import Iterator
