@@ -128,11 +128,17 @@ AdminDep = Annotated[str, Depends(require_admin)]
 GateDep = Callable[..., Coroutine[Any, Any, GateDecision]]
 
 
-def gate(feature: str, endpoint: str, cost: Callable[..., int] | None = None) -> GateDep:
+def gate(
+    feature: str,
+    endpoint: str,
+    cost: Callable[..., int] | None = None,
+    products: Callable[..., list[str]] | None = None,
+) -> GateDep:
     """A dependency that admits a request to `endpoint` (needs `feature`) or raises the gate error.
 
     `cost`, when given, is itself a dependency (e.g. one that reads the validated body), so a body
-    that fails validation is answered 422 before anything is counted.
+    that fails validation is answered 422 before anything is counted. `products`, likewise, names
+    the product version fields the request reads: the gate's one command returns them too.
     """
 
     async def check(
@@ -140,6 +146,7 @@ def gate(feature: str, endpoint: str, cost: Callable[..., int] | None = None) ->
         services: ServicesDep,
         session: SessionDep,
         units: Annotated[int, Depends(cost or _one)],
+        fields: Annotated[list[str], Depends(products or _none)],
         x_api_key: ApiKeyHeader = None,
     ) -> GateDecision:
         decision = await services.gate.check(
@@ -149,6 +156,7 @@ def gate(feature: str, endpoint: str, cost: Callable[..., int] | None = None) ->
             endpoint=endpoint,
             cost=units,
             client_ip=services.client_ip.of(request),
+            products=fields,
         )
         request.state.gate = decision
         return decision
@@ -158,3 +166,7 @@ def gate(feature: str, endpoint: str, cost: Callable[..., int] | None = None) ->
 
 async def _one() -> int:
     return 1
+
+
+async def _none() -> list[str]:
+    return []

@@ -104,6 +104,6 @@ async def _start(app: FastAPI, settings: Settings) -> None:
     if settings.is_sqlite and settings.LOAD_SAMPLE_CATALOG:
         from app.catalog.importer import load_sample_if_empty
 
-        loaded = await load_sample_if_empty(app.state.services.db.sessionmaker)
+        loaded = await load_sample_if_empty(app.state.services.db)
         if loaded:
             logger.info("loaded %d sample products into the embedded database", loaded)

@@ -10,7 +10,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from app.accounts.versions import PolicyVersions
+from app.catalog.cache import ProductCache
+from app.catalog.reads import ProductReads
 from app.catalog.search.engine import SearchEngine, engine_for
+from app.catalog.versions import ProductVersions
 from app.core.client_ip import ClientIP
 from app.core.config import Settings
 from app.core.db import Database
@@ -37,10 +40,24 @@ class Services:
     gate: Gate = field(init=False)
     public_limiter: PublicLimiter = field(init=False)
     search: SearchEngine = field(init=False)
+    product_versions: ProductVersions = field(init=False)
+    products: ProductCache = field(init=False)
+    product_reads: ProductReads = field(init=False)
 
     def __post_init__(self) -> None:
         self.keys = RedisKeys(self.settings.REDIS_KEY_PREFIX)
         self.versions = PolicyVersions(self.redis, self.keys)
+        # every unit of work that writes a product announces it (app/catalog/versions.py)
+        self.product_versions = ProductVersions(self.redis, self.keys)
+        self.db.hooks.append(self.product_versions)
+        # off with the embedded Redis: it is per process, so another process's writes (the
+        # importer, the admin CLI) would never reach this one's versions
+        embedded = self.settings.redis_backend == "embedded"
+        self.products = ProductCache(
+            0 if embedded else self.settings.PRODUCT_CACHE_MAX_ENTRIES,
+            self.settings.PRODUCT_CACHE_MAX_BYTES,
+        )
+        self.product_reads = ProductReads(self.products, self.product_versions)
         self.client_ip = ClientIP.from_settings(self.settings)
         cache = KeyCache(self.settings.KEY_CACHE_TTL_SECONDS)
         resolver = KeyResolver(self.settings, self.redis, self.keys, cache)

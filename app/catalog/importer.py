@@ -27,12 +27,12 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tqdm import tqdm
 
 from app.catalog import repository
 from app.catalog.sample import SAMPLE_CATALOG
 from app.catalog.schemas import ProductIn
+from app.core.db import Database
 from app.core.schemas import TEXT_INPUT
 
 DEFAULT_BATCH_SIZE = 500
@@ -47,7 +47,6 @@ BLANK_MEANS_DEFAULT = {"currency", "attributes", "stock"}  # an empty CSV cell =
 ROW_DB_ERRORS = (sa.exc.IntegrityError, sa.exc.DataError)  # the row's fault, not the database's
 
 Row = tuple[int, dict[str, Any]]
-Sessionmaker = async_sessionmaker[AsyncSession]
 Batch = list[tuple[int, ProductIn]]
 Parser = Callable[[TextIO], Iterator[Row]]
 
@@ -233,7 +232,7 @@ def check_rows(rows: Iterable[Row], *, progress: bool = False) -> ImportReport:
 
 
 async def import_rows(
-    sessionmaker: Sessionmaker,
+    database: Database,
     rows: Iterable[Row],
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -255,11 +254,11 @@ async def import_rows(
             else:
                 batch.append((line_no, result))
             if len(batch) >= batch_size:
-                await _write(sessionmaker, batch, report)
+                await _write(database, batch, report)
                 _advance(bar, report)
                 batch = []
         if batch:
-            await _write(sessionmaker, batch, report)
+            await _write(database, batch, report)
         _advance(bar, report)
     report.rejected.sort()
     return report
@@ -272,14 +271,14 @@ def _advance(bar: tqdm[Any], report: ImportReport) -> None:
     bar.set_postfix(counts | {"rejected": len(report.rejected)})
 
 
-async def _write(sessionmaker: Sessionmaker, batch: Batch, report: ImportReport) -> None:
+async def _write(database: Database, batch: Batch, report: ImportReport) -> None:
     """Upsert one batch in its own transaction; if the database refuses it, retry row by row."""
     try:
-        created, updated = await _upsert(sessionmaker, [product for _, product in batch])
+        created, updated = await _upsert(database, [product for _, product in batch])
     except ROW_DB_ERRORS as exc:
         if len(batch) > 1:
             for item in batch:
-                await _write(sessionmaker, [item], report)
+                await _write(database, [item], report)
         else:
             report.rejected.append((batch[0][0], f"database refused the row: {_first_line(exc)}"))
         return
@@ -287,9 +286,10 @@ async def _write(sessionmaker: Sessionmaker, batch: Batch, report: ImportReport)
     report.updated += updated
 
 
-async def _upsert(sessionmaker: Sessionmaker, products: list[ProductIn]) -> tuple[int, int]:
-    """One transaction: upsert the products and commit."""
-    async with sessionmaker() as session, session.begin():
+async def _upsert(database: Database, products: list[ProductIn]) -> tuple[int, int]:
+    """One unit of work: upsert the products and commit (their versions change with it:
+    app/catalog/versions.py)."""
+    async with database.unit() as session:
         return await repository.upsert(session, products)
 
 
@@ -299,12 +299,12 @@ def _first_line(exc: BaseException) -> str:
     return (str(origin).strip().splitlines() or [type(origin).__name__])[0]
 
 
-async def load_sample_if_empty(sessionmaker: Sessionmaker) -> int:
+async def load_sample_if_empty(database: Database) -> int:
     """Import the packaged sample catalog if there are no products yet; returns how many."""
-    async with sessionmaker() as session:
+    async with database.unit(read_only=True) as session:
         if await repository.count(session):
             return 0
-    report = await import_rows(sessionmaker, read_rows(SAMPLE_CATALOG), progress=False)
+    report = await import_rows(database, read_rows(SAMPLE_CATALOG), progress=False)
     return report.imported
 
 
@@ -342,15 +342,20 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _import_file(path: Path, batch_size: int, total: int) -> ImportReport:
     """Import into the configured database (settings read here, not at import time)."""
+    from app.catalog.versions import ProductVersions
     from app.core.config import get_settings
-    from app.core.db import Database
+    from app.redis.adapters import build_redis
+    from app.redis.keys import RedisKeys
 
-    database = Database(get_settings())
+    settings = get_settings()
+    database = Database(settings)
+    redis = build_redis(settings)
+    # the API's instances keep products they read: each batch announces what it changed
+    database.hooks.append(ProductVersions(redis, RedisKeys(settings.REDIS_KEY_PREFIX)))
     try:
-        return await import_rows(
-            database.sessionmaker, read_rows(path), batch_size=batch_size, total=total
-        )
+        return await import_rows(database, read_rows(path), batch_size=batch_size, total=total)
     finally:
+        await redis.close()
         await database.dispose()
 
 

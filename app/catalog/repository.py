@@ -15,6 +15,7 @@ from app.catalog.schemas import ProductIn
 from app.catalog.search import repository as search_repo
 from app.catalog.search.profile import learned_values_changed
 from app.catalog.search.text import attribute_facts, product_vocabulary
+from app.catalog.versions import touch
 from app.core.db import upsert_insert
 from app.inventory import repository as changelog
 from app.inventory.repository import Change
@@ -77,6 +78,7 @@ async def upsert_with_changes(
     by_sku = {item.sku: item for item in items}  # last one wins within a batch
     if not by_sku:
         return 0, 0, []
+    touch(session, by_sku)  # their versions change when this unit ends (app/catalog/versions.py)
     await changelog.lock_feed(session)  # before any write (see app/inventory/repository.py)
     before = await _snapshots(session, list(by_sku))
     now = utcnow()

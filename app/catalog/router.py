@@ -6,8 +6,8 @@ from fastapi import Depends, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import StringConstraints, ValidationError, WithJsonSchema
 
-from app.catalog import service
 from app.catalog.cursor import MAX_CURSOR_LENGTH, CursorCodec
+from app.catalog.reads import product_fields
 from app.catalog.schemas import (
     SKU_PATTERN,
     BulkRequest,
@@ -30,7 +30,7 @@ from app.core.errors import error_responses
 from app.core.features import BULK_SKUS_PER_UNIT, cost_per
 from app.core.routing import Router
 from app.core.schemas import CleanStr
-from app.deps import SearchEngineDep, SessionDep, SettingsDep, gate, read_only
+from app.deps import SearchEngineDep, ServicesDep, SessionDep, SettingsDep, gate, read_only
 from app.gate.decision import GateDecision
 
 SearchText = Annotated[CleanStr, StringConstraints(min_length=1, max_length=200)]
@@ -55,7 +55,17 @@ categories_router = Router(
 ReadGate = Annotated[GateDecision, Depends(gate("catalog.read", "products.list"))]
 SearchGate = Annotated[GateDecision, Depends(gate("catalog.read", "products.search"))]
 CategoriesGate = Annotated[GateDecision, Depends(gate("catalog.read", "categories.list"))]
-GetGate = Annotated[GateDecision, Depends(gate("catalog.read", "products.get"))]
+SkuParam = Annotated[str, Path(pattern=SKU_PATTERN)]
+
+
+async def sku_fields(sku: SkuParam) -> list[str]:
+    """The product version the gate reads for `GET /v1/products/{sku}` (app/catalog/reads.py)."""
+    return product_fields([sku])
+
+
+GetGate = Annotated[
+    GateDecision, Depends(gate("catalog.read", "products.get", products=sku_fields))
+]
 
 
 def bulk_cost(body: BulkRequest) -> int:
@@ -63,7 +73,14 @@ def bulk_cost(body: BulkRequest) -> int:
     return cost_per(BULK_SKUS_PER_UNIT, len(body.skus))
 
 
-BulkGate = Annotated[GateDecision, Depends(gate("catalog.bulk", "products.bulk", bulk_cost))]
+async def bulk_fields(body: BulkRequest) -> list[str]:
+    return product_fields(body.skus)
+
+
+BulkGate = Annotated[
+    GateDecision,
+    Depends(gate("catalog.bulk", "products.bulk", bulk_cost, products=bulk_fields)),
+]
 
 
 CursorParam = Annotated[
@@ -188,9 +205,12 @@ async def search_products(
 
 @router.post("/bulk", response_model=BulkResponse)
 @read_only
-async def bulk_products(session: SessionDep, body: BulkRequest, _: BulkGate) -> BulkResponse:
+async def bulk_products(
+    session: SessionDep, services: ServicesDep, body: BulkRequest, decision: BulkGate
+) -> Response:
     """Up to 100 products in one call (paid plans); costs 1 unit per 10 SKUs."""
-    return await service.bulk(session, body.skus)
+    body_json = await services.product_reads.many(session, body.skus, decision)
+    return Response(body_json, media_type="application/json")
 
 
 @categories_router.get("", response_model=CategoryList)
@@ -204,11 +224,9 @@ async def list_categories(
 @router.get("/{sku}", response_model=ProductPublic)
 @read_only
 async def get_product(
-    session: SessionDep,
-    _: GetGate,
-    sku: Annotated[str, Path(pattern=SKU_PATTERN)],
+    session: SessionDep, services: ServicesDep, decision: GetGate, sku: SkuParam
 ) -> Response:
     """One product with price, attributes and current stock."""
-    product = await service.get(session, sku)
-    # already a validated ProductPublic: serialize it once (FastAPI would validate it again)
-    return Response(product.model_dump_json(), media_type="application/json")
+    # the JSON this instance keeps while Redis says the product is unchanged, else read now
+    body = await services.product_reads.one(session, sku, decision)
+    return Response(body, media_type="application/json")

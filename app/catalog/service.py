@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import repository as repo
 from app.catalog.schemas import (
-    BulkResponse,
     ProductIn,
     ProductPublic,
     UpsertResponse,
@@ -46,16 +45,6 @@ async def get(session: AsyncSession, sku: str) -> ProductPublic:
     if row is None:
         raise ProductNotFound(sku=sku)
     return product_public(*row)
-
-
-async def bulk(session: AsyncSession, skus: Sequence[str]) -> BulkResponse:
-    """Products for up to 100 SKUs, in the order asked; unknown SKUs listed separately."""
-    found = {p.sku: product_public(p, s) for p, s in await repo.get_many(session, skus)}
-    ordered = list(dict.fromkeys(skus))
-    return BulkResponse(
-        data=[found[s] for s in ordered if s in found],
-        not_found=[s for s in ordered if s not in found],
-    )
 
 
 async def upsert(session: AsyncSession, products: Sequence[ProductIn]) -> UpsertResponse:

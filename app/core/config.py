@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     DB_POOL_IDLE_CHECK_SECONDS: float = Field(default=10, ge=0, le=3600)
     DB_POOL_MAX_AGE_SECONDS: int = Field(default=300, ge=1, le=86_400)
     KEY_CACHE_TTL_SECONDS: float = Field(default=60, ge=0, le=3600)
+    # Hot product reads (docs/architecture.md): each instance keeps the JSON of products it read,
+    # served while Redis says their version is unchanged. Bounded by entries and bytes (0: off).
+    PRODUCT_CACHE_MAX_ENTRIES: int = Field(default=10_000, ge=0, le=1_000_000)
+    PRODUCT_CACHE_MAX_BYTES: int = Field(default=16 * 1024 * 1024, ge=0, le=1024 * 1024 * 1024)
     # Usage settlement (docs/billing.md): admitted calls are counted in buckets of this many
     # seconds; a bucket is billed (settled) once it closed more than USAGE_SETTLE_AFTER_SECONDS
     # ago, which must exceed the longest a request can run (Vercel: the function's maxDuration,

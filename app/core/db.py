@@ -20,7 +20,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -42,6 +42,16 @@ AFTER_COMMIT = "after_commit"
 def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
     """Run `callback` once the request's unit of work has committed (e.g. publish to Redis)."""
     session.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
+class CommitHook(Protocol):
+    """Work around each writing unit's COMMIT (e.g. announcing what it changed, in Redis)."""
+
+    async def before_commit(self, session: AsyncSession) -> None:
+        """Right before COMMIT; raising aborts the unit (it rolls back)."""
+
+    async def after_end(self, session: AsyncSession, *, committed: bool) -> None:
+        """Once the unit has committed or rolled back (never raises)."""
 
 
 def upsert_insert(session: AsyncSession, table: sa.Table) -> Any:
@@ -107,6 +117,7 @@ class Database:
         # A cap on units at once: one instance serving many requests (Vercel Fluid compute) waits
         # here rather than queueing inside the pool while holding other resources.
         self._permits = asyncio.Semaphore(settings.DB_MAX_CONNECTIONS)
+        self.hooks: list[CommitHook] = []  # app/services.py adds the product versions'
 
     @asynccontextmanager
     async def unit(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
@@ -123,10 +134,16 @@ class Database:
             try:
                 yield session
                 if session.in_transaction() and not read_only:  # autocommit: nothing to send
+                    for hook in self.hooks:
+                        await hook.before_commit(session)
                     await session.commit()
             except BaseException:
                 await session.rollback()
+                for hook in self.hooks:
+                    await hook.after_end(session, committed=False)
                 raise
+            for hook in self.hooks:
+                await hook.after_end(session, committed=True)
             for callback in session.info.pop(AFTER_COMMIT, []):
                 await callback()
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from app.accounts.context import KeyContext
 
@@ -27,3 +28,7 @@ class GateDecision:
     usage_field: str = ""
     usage_bucket: str = ""  # the admission bucket (`b:<start s>`) a refund gives the units back to
     degraded: bool = False  # Redis unreachable and RATE_LIMIT_FAILURE_MODE=open
+    # the product versions the same command read (app/catalog/versions.py): the hash's epoch and
+    # the value of each field asked for, in order; empty when none were asked or Redis was away
+    product_fields: list[str] = field(default_factory=list)
+    product_reply: list[Any] = field(default_factory=list)

@@ -27,16 +27,23 @@
 --
 -- `civil` and `days_from_civil` come from app/usage/calendar.lua, prepended when it is loaded.
 --
+-- An admitted request that reads products also gets their versions (app/catalog/versions.py):
+-- the fields ARGV[25..] of the versions hash KEYS[7], and the hash's `@epoch` (created from
+-- ARGV[24] when missing, so it changes whenever Redis has lost the hash).
+--
 -- KEYS: 1 account version, 2 plan version, 3 minute window (hash), 4 dirty (zset), 5 ids (zset),
---       6 last used (hash: key id -> Redis time in seconds of its last admitted request)
+--       6 last used (hash: key id -> Redis time in seconds of its last admitted request),
+--       7 product versions (hash: lower-cased SKU -> version)
 -- ARGV: 1 account version, 2 plan version, 3 verdict (a status code; 0 = admit), 4 per-minute limit,
 --       5 quota, 6 hard (1/0), 7 cost, 8 endpoint, 9 rolled-up base used, 10 its period start (s),
 --       11 paid period start (s; 0 = none), 12 paid period end (s), 13 new epoch id,
 --       14 usage key prefix, 15 top key prefix, 16 usage retention after the period (s),
 --       17 request id, 18 id retention (ms), 19 account id, 20 the paid period after ARGV[11..12]
---       ends (s; 0 = none), 21 admission bucket width (s), 22 key id, 23 last-used retention (s)
+--       ends (s; 0 = none), 21 admission bucket width (s), 22 key id, 23 last-used retention (s),
+--       24 new epoch of the product versions hash, 25.. the product fields to read (none: skip)
 -- Returns {status, account v, plan v, window count, window reset ms, used, epoch, now ms,
---          period start s, period end s, usage field, admission bucket field}
+--          period start s, period end s, usage field, admission bucket field,
+--          {product versions epoch, {values}} (admitted with ARGV[25..] only; else {})}
 local ADMIT, STALE, SUSPENDED, FEATURE, PAYMENT, QUOTA, RATE, LATE = 0, 1, 2, 3, 4, 5, 6, 7
 local WINDOW_S = 60  -- seconds now - 59 .. now
 
@@ -115,8 +122,10 @@ else
   epoch = usage[2] or ''
 end
 
+local products = {}
 local function reply(status, reset_ms)
-  return {status, av, pv, count, reset_ms, used, epoch, now_ms, start_s, end_s, field, bucket}
+  return {status, av, pv, count, reset_ms, used, epoch, now_ms, start_s, end_s, field, bucket,
+          products}
 end
 
 -- when the window next has room for `extra` more units (ms epoch): the oldest buckets leave
@@ -179,4 +188,12 @@ redis.call('HSET', KEYS[6], ARGV[22], now_s)
 redis.call('EXPIRE', KEYS[6], tonumber(ARGV[23]))
 count = count + cost
 used = used + cost
+if #ARGV >= 25 then
+  local product_epoch = redis.call('HGET', KEYS[7], '@epoch')
+  if not product_epoch then
+    product_epoch = ARGV[24]
+    redis.call('HSET', KEYS[7], '@epoch', product_epoch)
+  end
+  products = {product_epoch, redis.call('HMGET', KEYS[7], unpack(ARGV, 25, #ARGV))}
+end
 return reply(ADMIT, reset_at(0))

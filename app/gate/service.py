@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,18 +91,24 @@ class Gate:
         endpoint: str,
         cost: int = 1,
         client_ip: str = "",
+        products: Sequence[str] = (),
     ) -> GateDecision:
-        """Admit the request or raise the gate's error; counts it when admitted."""
+        """Admit the request or raise the gate's error; counts it when admitted.
+
+        `products`: fields of the product versions hash (lower-cased SKUs) the request reads;
+        an admitted request gets their values from the same command (`product_reply`)."""
         key_hash, context = await self.resolver.resolve(session, raw_key, client_ip)
         request_id = secrets.token_hex(8)
+        fields = list(products)
         try:
-            reply, decision = await self._run(context, feature, endpoint, cost, request_id)
+            run = (context, feature, endpoint, cost, request_id, fields)
+            reply, decision = await self._run(*run)
             if reply[0] == STALE:  # a policy changed since this instance cached the key
                 context = await self._fresh(session, key_hash)
-                reply, decision = await self._run(context, feature, endpoint, cost, request_id)
+                reply, decision = await self._run(context, *run[1:])
             if reply[0] == STALE:  # Redis is ahead of Postgres itself: repair, then go on
                 context = await self._repair(session, key_hash, context, reply)
-                reply, decision = await self._run(context, feature, endpoint, cost, request_id)
+                reply, decision = await self._run(context, *run[1:])
         except RedisUnavailable:
             return await self._degraded(context, feature, endpoint, cost, request_id)
         self._raise_for(reply[0], decision)
@@ -168,7 +175,13 @@ class Gate:
         )
 
     async def _run(
-        self, context: KeyContext, feature: str, endpoint: str, cost: int, request_id: str
+        self,
+        context: KeyContext,
+        feature: str,
+        endpoint: str,
+        cost: int,
+        request_id: str,
+        products: list[str],
     ) -> tuple[list[Any], GateDecision]:
         plan = context.plan
         paid_start, paid_end = context.paid_period_start, context.paid_period_end
@@ -184,6 +197,7 @@ class Gate:
                 self.keys.dirty,
                 self.keys.ids(context.account_id),
                 self.keys.last_used(context.account_id),
+                self.keys.product_versions,
             ],
             [
                 context.account_version,
@@ -209,6 +223,7 @@ class Gate:
                 self.settings.USAGE_BUCKET_SECONDS,
                 context.key_id,  # recorded as last used only if the request is admitted
                 LAST_USED_RETENTION_S,
+                *([secrets.token_hex(8), *products] if products else []),
             ],
         )
         reply = list(reply)
@@ -228,6 +243,8 @@ class Gate:
             usage_key=self.keys.usage(context.account_id, start),
             usage_field=str(reply[10] or ""),
             usage_bucket=str(reply[11] or ""),
+            product_fields=products,
+            product_reply=list(reply[12] or []) if len(reply) > 12 else [],
         )
         return reply, decision
 

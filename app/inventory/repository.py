@@ -17,6 +17,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog.versions import touch
 from app.core.db import upsert_insert
 from app.models import IdempotencyKey, Inventory, InventoryChange, Product, utcnow
 
@@ -135,6 +136,7 @@ async def apply(session: AsyncSession, changes: Sequence[Change], *, prices: set
         if c.sku in prices
     ]
     if priced:
+        touch(session, (str(row["b_sku"]) for row in priced))
         update = (
             sa.update(PRODUCTS)
             .where(PRODUCTS.c.sku == sa.bindparam("b_sku"))
@@ -194,6 +196,7 @@ async def write_stock(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> 
     """Set the stock of SKUs: rows of {"sku", "quantity", "updated_at"}."""
     if not rows:
         return
+    touch(session, (row["sku"] for row in rows))  # their versions change when this unit ends
     stmt = upsert_insert(session, INVENTORY)
     await session.execute(
         stmt.on_conflict_do_update(

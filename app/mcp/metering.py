@@ -13,7 +13,7 @@ decision are left in the request's scope state for the transport to put on the H
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +43,7 @@ class Call:
 
     services: Services
     session: AsyncSession
+    decision: GateDecision | None = None  # the gate's (with the product versions it read)
 
 
 def http_request(ctx: Context[Any]) -> Request:
@@ -55,7 +56,13 @@ def http_request(ctx: Context[Any]) -> Request:
 
 @asynccontextmanager
 async def metered(
-    ctx: Context[Any], *, feature: str, endpoint: str, cost: int = 1, read_only: bool = False
+    ctx: Context[Any],
+    *,
+    feature: str,
+    endpoint: str,
+    cost: int = 1,
+    read_only: bool = False,
+    products: Sequence[str] = (),
 ) -> AsyncIterator[Call]:
     """Admit (and count) the call or refuse it; settle it once the body is done."""
     request = http_request(ctx)
@@ -71,8 +78,9 @@ async def metered(
                 endpoint=endpoint,
                 cost=cost,
                 client_ip=services.client_ip.of(request),
+                products=products,
             )
-            yield Call(services, session)
+            yield Call(services, session, decision)
         ok = True
     except AppError as exc:
         if decision is None:  # the gate refused: nothing was counted

@@ -21,9 +21,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
-from app.catalog import service as catalog
 from app.catalog.cursor import CursorCodec
-from app.catalog.schemas import BulkResponse, Sku
+from app.catalog.reads import product_fields
+from app.catalog.schemas import BulkResponse, ProductPublic, Sku
 from app.catalog.search import service as search_service
 from app.catalog.search.schemas import (
     CategoryList,
@@ -138,15 +138,19 @@ async def lookup_catalog(
     not_found, in the order asked.
     """
     endpoint = "mcp:lookup_catalog"
+    fields = product_fields(skus)  # read by the gate's command, as REST does (app/catalog/reads.py)
     if len(skus) == 1:  # `GET /v1/products/{sku}`
-        async with metered(ctx, feature="catalog.read", endpoint=endpoint, read_only=True) as call:
-            product = await catalog.get(call.session, skus[0])
-        return BulkResponse(data=[product], not_found=[])
+        async with metered(
+            ctx, feature="catalog.read", endpoint=endpoint, read_only=True, products=fields
+        ) as call:
+            body = await call.services.product_reads.one(call.session, skus[0], call.decision)
+        return BulkResponse(data=[ProductPublic.model_validate_json(body)], not_found=[])
     cost = cost_per(BULK_SKUS_PER_UNIT, len(skus))  # `POST /v1/products/bulk`
     async with metered(
-        ctx, feature="catalog.bulk", endpoint=endpoint, cost=cost, read_only=True
+        ctx, feature="catalog.bulk", endpoint=endpoint, cost=cost, read_only=True, products=fields
     ) as call:
-        return await catalog.bulk(call.session, skus)
+        body = await call.services.product_reads.many(call.session, skus, call.decision)
+        return BulkResponse.model_validate_json(body)
 
 
 async def list_categories(ctx: Context[Any]) -> CategoryList:

@@ -2,7 +2,7 @@
 
 The prefix keeps environments apart (see `Settings.REDIS_KEY_PREFIX`); everything below it is
 owned by one domain: policy versions (accounts), the minute window and the keys' last use (gate),
-usage hashes and their dirty marks (usage).
+usage hashes and their dirty marks (usage), product versions (catalog).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ class RedisKeys:
         self.prefix = prefix
         self.dirty = f"{prefix}dirty"
         self.rollup_due = f"{prefix}rollup:ran"  # set for USAGE_ROLLUP_INTERVAL_SECONDS by a run
+        # one hash: lower-cased SKU -> its version (app/catalog/versions.py), read by the gate
+        self.product_versions = f"{prefix}pv"
 
     def account_version(self, account_id: str) -> str:
         return f"{self.prefix}v:a:{account_id}"

@@ -148,7 +148,7 @@ async def _start(stack: AsyncExitStack, name: str, settings: Settings) -> Backen
     """Start the app, load the sample catalog, and sign up a key with room for every request."""
     app: FastAPI = create_app(settings)
     await stack.enter_async_context(app.router.lifespan_context(app))
-    loaded = await load_sample_if_empty(app.state.services.db.sessionmaker)
+    loaded = await load_sample_if_empty(app.state.services.db)
     assert loaded == len(catalog()), f"{name}: loaded {loaded} products"
     transport = ASGITransport(app=app, client=("203.0.113.7", 50000))
     client = await stack.enter_async_context(

@@ -81,11 +81,11 @@ async def product_count(db: Database) -> int:
 async def test_jsonl_import_creates_then_updates(database: Database, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "p.jsonl.gz", [product(f"SKU-{i}") for i in range(5)])
 
-    first = await import_rows(database.sessionmaker, read_rows(path), progress=False)
+    first = await import_rows(database, read_rows(path), progress=False)
     assert (first.created, first.updated, first.rejected, first.rows) == (5, 0, [], 5)
 
     write_jsonl(path, [product(f"SKU-{i}", price_cents=2500, stock=0) for i in range(5)])
-    second = await import_rows(database.sessionmaker, read_rows(path), progress=False)
+    second = await import_rows(database, read_rows(path), progress=False)
     assert (second.created, second.updated, second.rejected) == (0, 5, [])
 
     async with database.sessionmaker() as session:
@@ -101,7 +101,7 @@ async def test_each_batch_is_its_own_transaction(database: Database, tmp_path: P
     event.listen(database.engine.sync_engine, "commit", commits.append)
     path = write_jsonl(tmp_path / "p.jsonl", [product(f"SKU-{i}") for i in range(5)])
 
-    report = await import_rows(database.sessionmaker, read_rows(path), batch_size=2, progress=False)
+    report = await import_rows(database, read_rows(path), batch_size=2, progress=False)
 
     assert (report.created, len(commits)) == (5, 3)
 
@@ -116,7 +116,7 @@ async def test_csv_import_with_attributes(database: Database, tmp_path: Path) ->
         encoding="utf-8",
     )
 
-    report = await import_rows(database.sessionmaker, read_rows(path), progress=False)
+    report = await import_rows(database, read_rows(path), progress=False)
 
     assert (report.created, report.rejected) == (2, [])
     async with database.sessionmaker() as session:
@@ -148,7 +148,7 @@ async def test_invalid_rows_are_reported_by_line_and_skipped(
         ],
     )
 
-    report = await import_rows(database.sessionmaker, read_rows(path), progress=False)
+    report = await import_rows(database, read_rows(path), progress=False)
 
     assert (report.created, report.rows) == (2, 7)
     problems = dict(report.rejected)
@@ -175,7 +175,7 @@ async def test_csv_bad_attributes_json_rejects_only_that_row(
         encoding="utf-8",
     )
 
-    report = await import_rows(database.sessionmaker, read_rows(path), progress=False)
+    report = await import_rows(database, read_rows(path), progress=False)
 
     assert report.created == 1
     problems = dict(report.rejected)
@@ -200,7 +200,7 @@ async def test_a_row_the_database_refuses_is_rejected_alone(
     rows = [product("OK-1"), product("BAD-1"), product("OK-2")]
     path = write_jsonl(tmp_path / "p.jsonl", rows)
 
-    report = await import_rows(database.sessionmaker, read_rows(path), progress=False)
+    report = await import_rows(database, read_rows(path), progress=False)
 
     assert report.created == 2
     assert report.rejected == [(2, "database refused the row: value out of range")]
@@ -239,10 +239,10 @@ def test_non_utf8_file_is_malformed(tmp_path: Path) -> None:
 
 @pytest.mark.asyncio
 async def test_load_sample_if_empty_loads_once(database: Database) -> None:
-    first = await load_sample_if_empty(database.sessionmaker)
+    first = await load_sample_if_empty(database)
     assert 2_500 <= first <= 3_500
     assert await product_count(database) == first
-    assert await load_sample_if_empty(database.sessionmaker) == 0
+    assert await load_sample_if_empty(database) == 0
 
 
 def test_sample_products_are_valid_and_varied() -> None:

@@ -5,12 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from mcp.shared.exceptions import MCPError
 
 from app.mcp.errors import REFUSED
 from tests.mcp.conftest import LEGACY, MODERN, Served, mcp_client
-from tests.support.factories import key_headers, make_account, make_products, set_plan
+from tests.support.factories import (
+    ADMIN,
+    key_headers,
+    make_account,
+    make_products,
+    product,
+    set_plan,
+)
 
 
 async def usage(client: AsyncClient, key: str) -> dict[str, Any]:
@@ -196,3 +204,26 @@ async def test_failed_calls_are_tool_errors_and_are_refunded(
     body = await usage(client, key)
     assert body["used"] == 1  # refunded counters stay at 0, as REST's do
     assert {k: v for k, v in body["by_endpoint"].items() if v} == {"mcp:lookup_catalog": 1}
+
+
+async def test_lookup_catalog_reads_warm_products_without_sql_and_sees_changes(
+    served: Served, client: AsyncClient, app: FastAPI
+) -> None:
+    """MCP's product reads share REST's hot path (app/catalog/reads.py): warm, no SQL; a
+    change is answered on the next call."""
+    skus = await make_products(client, 3)
+    _, key = await make_account(client, plan="pro")
+    db = app.state.services.db
+    async with mcp_client(served.url, key=key) as mcp:
+        for args in ({"skus": [skus[0]]}, {"skus": skus}):
+            first = await mcp.call_tool("lookup_catalog", args)
+            before = db.queries.count
+            again = await mcp.call_tool("lookup_catalog", args)
+            assert db.queries.count == before  # no statement at all, key lookup included
+            assert again.structured_content == first.structured_content
+        changed = {"products": [product(skus[0], price_cents=4321)]}
+        assert (await client.put("/v1/admin/products", json=changed, headers=ADMIN)).is_success
+        for args in ({"skus": [skus[0]]}, {"skus": skus}):
+            seen = await mcp.call_tool("lookup_catalog", args)
+            assert seen.structured_content is not None
+            assert seen.structured_content["data"][0]["price_cents"] == 4321
