@@ -93,7 +93,7 @@ async def test_open_buckets_are_provisional_and_never_billed_until_they_settle(
 ) -> None:
     """A call in flight when the flush runs is shown as provisional and billed only once its
     bucket settled; a failed call answered before that is never billed."""
-    from app.catalog import service as catalog_service
+    from app.catalog import repository as catalog_repository
 
     (sku,) = await make_products(client, 1)
     await set_plan(client, "pro", included_calls=2)
@@ -101,7 +101,7 @@ async def test_open_buckets_are_provisional_and_never_billed_until_they_settle(
     _, key, customer = await make_paid(client, pg, start=start, end=start + timedelta(days=30))
     headers = key_headers(key)
     entered, release = asyncio.Event(), asyncio.Event()
-    original = catalog_service.get
+    original = catalog_repository.get  # what a product read queries on a miss
 
     async def get(session: Any, wanted: str) -> Any:
         if wanted == "SLOW-THEN-404":
@@ -109,7 +109,7 @@ async def test_open_buckets_are_provisional_and_never_billed_until_they_settle(
             await release.wait()
         return await original(session, wanted)
 
-    monkeypatch.setattr(catalog_service, "get", get)
+    monkeypatch.setattr(catalog_repository, "get", get)
     for _ in range(3):
         assert (await client.get(f"/v1/products/{sku}", headers=headers)).status_code == 200
     slow = asyncio.ensure_future(client.get("/v1/products/SLOW-THEN-404", headers=headers))

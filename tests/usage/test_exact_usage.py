@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from httpx import AsyncClient
 
-from app.catalog import service as catalog_service
+from app.catalog import repository as catalog_repository
 from app.models import utcnow
 from app.usage import repository as usage_repo
 from app.usage.period import month_bounds
@@ -53,7 +53,7 @@ class World:
         self.entered = asyncio.Event()
         self.release_paused = asyncio.Event()
         self.paused: asyncio.Task[Any] | None = None
-        original = catalog_service.get
+        original = catalog_repository.get  # what a product read queries on a miss
 
         async def get(session: Any, sku: str) -> Any:
             if sku == "PAUSE-THEN-FAIL":  # admitted, then fails once released: a refund
@@ -61,7 +61,7 @@ class World:
                 await self.release_paused.wait()
             return await original(session, sku)
 
-        monkeypatch.setattr(catalog_service, "get", get)
+        monkeypatch.setattr(catalog_repository, "get", get)
 
     async def admit(self) -> None:
         response = await self.client.get(f"/v1/products/{self.sku}", headers=key_headers(self.key))
