@@ -101,3 +101,32 @@ async def test_a_unit_of_work_that_raises_is_closed_at_once(app: FastAPI) -> Non
         assert await _open_transactions() == []
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+async def test_every_unit_gives_its_connection_back_whether_it_used_one_or_not(
+    app: FastAPI, read_only: bool
+) -> None:
+    """A unit that never touched the database is dropped without a close (nothing to release);
+    one that did, read-only, committed, or raising, is closed: its connection goes back to the
+    pool and it leaves no transaction open."""
+    db = app.state.services.db
+    pool = db.engine.sync_engine.pool
+    free = db._permits._value
+
+    async with db.unit(read_only=read_only) as session:
+        assert not session.in_transaction()
+    async with db.unit(read_only=read_only) as session:
+        await session.execute(sa.text("SELECT 1"))
+        assert pool.checkedout() == 1
+    assert pool.checkedout() == 0
+    with pytest.raises(RuntimeError):
+        async with db.unit(read_only=read_only) as session:
+            await session.execute(sa.text("SELECT 1"))
+            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError):
+        async with db.unit(read_only=read_only) as session:
+            raise RuntimeError("before any statement")
+    assert pool.checkedout() == 0
+    assert db._permits._value == free
+    assert await _open_transactions() == []
