@@ -15,7 +15,9 @@ rotated), after a warm-up that is kept out of the counts. Counts per request: Re
 round trips (bridge counters for Upstash, a redis-py wire tap for Redis by URL and slowapi),
 Postgres statements (`Database.queries`), and `INFO commandstats` deltas as a server-side
 cross-check. Exits 1 when an AgentMall row misses its budget: 1 Redis command and 1 round trip per
-metered request, 0 Postgres queries added by the gate for a warm key; and when the cross-check
+metered request, no Postgres query added by the gate for a warm key (since issue 21 the gated
+product read answers from the instance's copy: -1.00 against the no-gate baseline, which reads
+PostgreSQL); and when the cross-check
 disagrees (Redis, read at the same `BENCH_REDIS_URL` as the traffic, ran fewer scripts than the
 client-side count in some chunk).
 """
