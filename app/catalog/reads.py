@@ -62,11 +62,9 @@ class ProductReads:
             else:
                 bodies[sku] = body
         if missing:
-            found = {p.sku: product_public(p, s) for p, s in await repo.get_many(session, missing)}
-            read = [
-                (sku, "=" + sku, found[sku].model_dump_json().encode() if sku in found else b"")
-                for sku in missing
-            ]
+            rows = await repo.get_many(session, missing)
+            found = {p.sku: product_public(p, s).model_dump_json().encode() for p, s in rows}
+            read = [(sku, "=" + sku, found.get(sku, NOT_FOUND)) for sku in missing]
             bodies.update((sku, body) for sku, _, body in read)
             await self._keep(seen, read)
         data = b",".join(bodies[sku] for sku in ordered if bodies[sku] != NOT_FOUND)

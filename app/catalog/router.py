@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request, Response
+from fastapi import Depends, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import StringConstraints, ValidationError, WithJsonSchema
 
@@ -30,15 +30,7 @@ from app.core.errors import error_responses
 from app.core.features import BULK_SKUS_PER_UNIT, cost_per
 from app.core.routing import Router
 from app.core.schemas import CleanStr
-from app.deps import (
-    ApiKeyHeader,
-    SearchEngineDep,
-    SessionDep,
-    SettingsDep,
-    admit,
-    gate,
-    services_of,
-)
+from app.deps import SearchEngineDep, ServicesDep, SessionDep, SettingsDep, gate, read_only
 from app.gate.decision import GateDecision
 
 SearchText = Annotated[CleanStr, StringConstraints(min_length=1, max_length=200)]
@@ -66,9 +58,29 @@ CategoriesGate = Annotated[GateDecision, Depends(gate("catalog.read", "categorie
 SkuParam = Annotated[str, Path(pattern=SKU_PATTERN)]
 
 
+async def sku_fields(sku: SkuParam) -> list[str]:
+    """The product version the gate reads for `GET /v1/products/{sku}` (app/catalog/reads.py)."""
+    return product_fields([sku])
+
+
+GetGate = Annotated[
+    GateDecision, Depends(gate("catalog.read", "products.get", products=sku_fields))
+]
+
+
 def bulk_cost(body: BulkRequest) -> int:
     """1 unit per 10 SKUs, rounded up."""
     return cost_per(BULK_SKUS_PER_UNIT, len(body.skus))
+
+
+async def bulk_fields(body: BulkRequest) -> list[str]:
+    return product_fields(body.skus)
+
+
+BulkGate = Annotated[
+    GateDecision,
+    Depends(gate("catalog.bulk", "products.bulk", bulk_cost, products=bulk_fields)),
+]
 
 
 CursorParam = Annotated[
@@ -191,31 +203,14 @@ async def search_products(
     return await Search(engine, session, CursorCodec(settings.cursor_key)).run(body)
 
 
-# The two product reads are the hot path (docs/architecture.md#hot-product-reads): no dependency
-# tree. Their handlers admit the request themselves (`admit`, the gate dependency's body) once
-# FastAPI has validated the parameters, in a read-only unit of work that sends no statement when
-# the key and the product are both current in this instance.
-
-
 @router.post("/bulk", response_model=BulkResponse)
+@read_only
 async def bulk_products(
-    request: Request, body: BulkRequest, x_api_key: ApiKeyHeader = None
+    session: SessionDep, services: ServicesDep, body: BulkRequest, decision: BulkGate
 ) -> Response:
     """Up to 100 products in one call (paid plans); costs 1 unit per 10 SKUs."""
-    services = services_of(request)
-    async with services.db.unit(read_only=True) as session:
-        decision = await admit(
-            request,
-            services,
-            session,
-            x_api_key,
-            feature="catalog.bulk",
-            endpoint="products.bulk",
-            cost=bulk_cost(body),
-            products=product_fields(body.skus),
-        )
-        found = await services.product_reads.many(session, body.skus, decision)
-    return Response(found, media_type="application/json")
+    body_json = await services.product_reads.many(session, body.skus, decision)
+    return Response(body_json, media_type="application/json")
 
 
 @categories_router.get("", response_model=CategoryList)
@@ -227,19 +222,11 @@ async def list_categories(
 
 
 @router.get("/{sku}", response_model=ProductPublic)
-async def get_product(request: Request, sku: SkuParam, x_api_key: ApiKeyHeader = None) -> Response:
+@read_only
+async def get_product(
+    session: SessionDep, services: ServicesDep, decision: GetGate, sku: SkuParam
+) -> Response:
     """One product with price, attributes and current stock."""
-    services = services_of(request)
-    async with services.db.unit(read_only=True) as session:
-        decision = await admit(
-            request,
-            services,
-            session,
-            x_api_key,
-            feature="catalog.read",
-            endpoint="products.get",
-            products=product_fields([sku]),
-        )
-        # the JSON this instance keeps while Redis says the product is unchanged, else read now
-        body = await services.product_reads.one(session, sku, decision)
+    # the JSON this instance keeps while Redis says the product is unchanged, else read now
+    body = await services.product_reads.one(session, sku, decision)
     return Response(body, media_type="application/json")
