@@ -3,7 +3,7 @@
 # No `from __future__ import annotations`: the gate dependency below builds its signature from
 # closure variables, which FastAPI can only see in evaluated annotations.
 
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -18,9 +18,13 @@ from app.models import Account, ApiKey, Plan
 from app.services import Services
 
 
-async def get_services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
+
+
+async def get_services(request: Request) -> Services:
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -128,17 +132,11 @@ AdminDep = Annotated[str, Depends(require_admin)]
 GateDep = Callable[..., Coroutine[Any, Any, GateDecision]]
 
 
-def gate(
-    feature: str,
-    endpoint: str,
-    cost: Callable[..., int] | None = None,
-    products: Callable[..., list[str]] | None = None,
-) -> GateDep:
+def gate(feature: str, endpoint: str, cost: Callable[..., int] | None = None) -> GateDep:
     """A dependency that admits a request to `endpoint` (needs `feature`) or raises the gate error.
 
     `cost`, when given, is itself a dependency (e.g. one that reads the validated body), so a body
-    that fails validation is answered 422 before anything is counted. `products`, likewise, names
-    the product version fields the request reads: the gate's one command returns them too.
+    that fails validation is answered 422 before anything is counted.
     """
 
     async def check(
@@ -146,27 +144,41 @@ def gate(
         services: ServicesDep,
         session: SessionDep,
         units: Annotated[int, Depends(cost or _one)],
-        fields: Annotated[list[str], Depends(products or _none)],
         x_api_key: ApiKeyHeader = None,
     ) -> GateDecision:
-        decision = await services.gate.check(
-            session,
-            raw_key=presented_key(request, x_api_key),
-            feature=feature,
-            endpoint=endpoint,
-            cost=units,
-            client_ip=services.client_ip.of(request),
-            products=fields,
+        return await admit(
+            request, services, session, x_api_key, feature=feature, endpoint=endpoint, cost=units
         )
-        request.state.gate = decision
-        return decision
 
     return check
 
 
+async def admit(
+    request: Request,
+    services: Services,
+    session: AsyncSession,
+    x_api_key: str | None,
+    *,
+    feature: str,
+    endpoint: str,
+    cost: int = 1,
+    products: Sequence[str] = (),
+) -> GateDecision:
+    """What the gate dependency does, callable from a handler: the product reads call it
+    themselves (their parameters already validated), with the product version fields they read,
+    which the gate's one command returns too. Sets `request.state.gate` for the middleware."""
+    decision = await services.gate.check(
+        session,
+        raw_key=presented_key(request, x_api_key),
+        feature=feature,
+        endpoint=endpoint,
+        cost=cost,
+        client_ip=services.client_ip.of(request),
+        products=products,
+    )
+    request.state.gate = decision
+    return decision
+
+
 async def _one() -> int:
     return 1
-
-
-async def _none() -> list[str]:
-    return []

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Response
+from fastapi import Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import StringConstraints, ValidationError, WithJsonSchema
 
@@ -30,7 +30,15 @@ from app.core.errors import error_responses
 from app.core.features import BULK_SKUS_PER_UNIT, cost_per
 from app.core.routing import Router
 from app.core.schemas import CleanStr
-from app.deps import SearchEngineDep, ServicesDep, SessionDep, SettingsDep, gate, read_only
+from app.deps import (
+    ApiKeyHeader,
+    SearchEngineDep,
+    SessionDep,
+    SettingsDep,
+    admit,
+    gate,
+    services_of,
+)
 from app.gate.decision import GateDecision
 
 SearchText = Annotated[CleanStr, StringConstraints(min_length=1, max_length=200)]
@@ -58,29 +66,9 @@ CategoriesGate = Annotated[GateDecision, Depends(gate("catalog.read", "categorie
 SkuParam = Annotated[str, Path(pattern=SKU_PATTERN)]
 
 
-async def sku_fields(sku: SkuParam) -> list[str]:
-    """The product version the gate reads for `GET /v1/products/{sku}` (app/catalog/reads.py)."""
-    return product_fields([sku])
-
-
-GetGate = Annotated[
-    GateDecision, Depends(gate("catalog.read", "products.get", products=sku_fields))
-]
-
-
 def bulk_cost(body: BulkRequest) -> int:
     """1 unit per 10 SKUs, rounded up."""
     return cost_per(BULK_SKUS_PER_UNIT, len(body.skus))
-
-
-async def bulk_fields(body: BulkRequest) -> list[str]:
-    return product_fields(body.skus)
-
-
-BulkGate = Annotated[
-    GateDecision,
-    Depends(gate("catalog.bulk", "products.bulk", bulk_cost, products=bulk_fields)),
-]
 
 
 CursorParam = Annotated[
@@ -203,14 +191,57 @@ async def search_products(
     return await Search(engine, session, CursorCodec(settings.cursor_key)).run(body)
 
 
+# The two product reads are the hot path (docs/architecture.md#hot-product-reads): no dependency
+# tree. Their handlers admit the request themselves (`admit`, the gate dependency's body) once
+# FastAPI has validated the parameters, in a read-only unit of work that sends no statement when
+# the key and the product are both current in this instance.
+
+
+async def _read_products(
+    request: Request,
+    x_api_key: str | None,
+    skus: list[str],
+    *,
+    bulk: bool,
+    feature: str,
+    endpoint: str,
+    cost: int = 1,
+) -> Response:
+    """Admit, then answer from this instance's copies while Redis says they are current."""
+    services = services_of(request)
+    reads = services.product_reads
+    async with services.db.unit(read_only=True) as session:
+        decision = await admit(
+            request,
+            services,
+            session,
+            x_api_key,
+            feature=feature,
+            endpoint=endpoint,
+            cost=cost,
+            products=product_fields(skus),
+        )
+        if bulk:
+            body = await reads.many(session, skus, decision)
+        else:
+            body = await reads.one(session, skus[0], decision)
+    return Response(body, media_type="application/json")
+
+
 @router.post("/bulk", response_model=BulkResponse)
-@read_only
 async def bulk_products(
-    session: SessionDep, services: ServicesDep, body: BulkRequest, decision: BulkGate
+    request: Request, body: BulkRequest, x_api_key: ApiKeyHeader = None
 ) -> Response:
     """Up to 100 products in one call (paid plans); costs 1 unit per 10 SKUs."""
-    body_json = await services.product_reads.many(session, body.skus, decision)
-    return Response(body_json, media_type="application/json")
+    return await _read_products(
+        request,
+        x_api_key,
+        body.skus,
+        bulk=True,
+        feature="catalog.bulk",
+        endpoint="products.bulk",
+        cost=bulk_cost(body),
+    )
 
 
 @categories_router.get("", response_model=CategoryList)
@@ -222,11 +253,8 @@ async def list_categories(
 
 
 @router.get("/{sku}", response_model=ProductPublic)
-@read_only
-async def get_product(
-    session: SessionDep, services: ServicesDep, decision: GetGate, sku: SkuParam
-) -> Response:
+async def get_product(request: Request, sku: SkuParam, x_api_key: ApiKeyHeader = None) -> Response:
     """One product with price, attributes and current stock."""
-    # the JSON this instance keeps while Redis says the product is unchanged, else read now
-    body = await services.product_reads.one(session, sku, decision)
-    return Response(body, media_type="application/json")
+    return await _read_products(
+        request, x_api_key, [sku], bulk=False, feature="catalog.read", endpoint="products.get"
+    )
