@@ -29,6 +29,11 @@ an untimed warm-up:
    once before the warm-up) on the Redis-URL app, with the key of a second account on the paid
    `pro` plan (bulk reads are a paid feature; its limits raised like the free plan's). Seeding
    adds the 99 products after `bench.gate.seed`'s `BENCH-0001` through `PUT /v1/admin/products`.
+7. **Bound: the gate command alone**: the very `EVALSHA` a hot read of row 2 sends (captured from
+   one of its requests: same script, keys and arguments), sent again through the Redis-URL app's
+   own Redis port, without HTTP, routing or any app code. No hot read can take less than the
+   health row plus this row; the notes print that bound and what is left for the app's own path
+   (hot read − health − this row).
 
 The apps are built only through the public `create_app(settings)`; the database layer is observed,
 never changed, so the bench measures whatever `app/core/db.py` does now. Counts per request
@@ -125,6 +130,7 @@ GOAL_ROW = "am_redis"  # the hot read
 UPSTASH_ROW = "am_upstash"
 HEALTH_ROW = "am_health"
 BULK_ROW = "am_bulk"
+GATE_ROW = "gate_alone"
 BULK_PLAN = "pro"  # a paid plan: `catalog.bulk` is not in the free one
 # 100 existing SKUs: `bench.gate.seed` creates BENCH-0001, `seed_bulk` the other 99.
 BULK_SKUS = [f"BENCH-{i:04d}" for i in range(1, 101)]
@@ -443,6 +449,22 @@ class Row:
 
 
 @dataclass
+class CallRow(Row):
+    """A row timed around an awaitable call instead of an HTTP request."""
+
+    call: Callable[[], Awaitable[Any]] | None = None
+
+    async def send(self) -> Any:
+        assert self.call is not None
+        return await self.call()
+
+    async def request(self) -> float:
+        start = time.perf_counter()
+        await self.send()
+        return (time.perf_counter() - start) * 1000
+
+
+@dataclass
 class Bench:
     probe: Probe
     prefix: str
@@ -536,6 +558,36 @@ def add_rows(bench: Bench, api_key: str, bulk_key: str) -> None:
         {"X-API-Key": bulk_key},
         url_db,
         body={"skus": BULK_SKUS},
+    )
+
+
+async def add_gate_row(bench: Bench) -> None:
+    """Row 7: capture the command one hot read sends, then replay it through the same port."""
+    port = bench.am_redis.state.services.redis
+    sent: list[tuple[Any, list[str], list[Any]]] = []
+    run_script = port.run_script
+
+    async def capture(script: Any, keys: list[str], args: list[Any]) -> Any:
+        sent.append((script, keys, args))
+        return await run_script(script, keys, args)
+
+    port.run_script = capture
+    try:
+        await bench.rows[GOAL_ROW].request()
+    finally:
+        del port.run_script  # the class's method again
+    if len(sent) != 1:
+        raise RuntimeError(f"a warm hot read sent {len(sent)} Redis commands, not 1")
+    script, keys, args = sent[0]
+    hot = bench.rows[GOAL_ROW]
+    bench.rows[GATE_ROW] = CallRow(
+        GATE_ROW,
+        "Bound: the hot read's gate command alone (the app's Redis port, no HTTP)",
+        hot.client,
+        "(EVALSHA)",
+        {},
+        hot.database,
+        call=lambda: port.run_script(script, keys, args),
     )
 
 
@@ -753,6 +805,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         add_rows(bench, api_key, bulk_key)
         cold = await first_requests(bench)
         await check_bulk(bench)
+        await add_gate_row(bench)
         await warm_up(bench, args.warmup)
         threads.names.clear()
         server_before = await server_stats(admin, args.settle)
@@ -961,6 +1014,17 @@ def notes(result: dict[str, Any]) -> list[str]:
             f"{cold['pg_tx_statements']} BEGIN/COMMIT/ROLLBACK, {cold['redis_commands']} Redis "
             f"commands in {cold['redis_round_trips']} round trips."
         )
+    by_name = {row["name"]: row for row in result["rows"]}
+    hot, health, alone = by_name[GOAL_ROW], by_name[HEALTH_ROW], by_name[GATE_ROW]
+    bound = health["median_ms"] + alone["median_ms"]
+    rest = hot["median_ms"] - bound
+    lines.append(
+        f"- Bound from this run: health + the gate command alone = {fmt(health['median_ms'])} + "
+        f"{fmt(alone['median_ms'])} = {fmt(bound)} ms = {fmt(bound / health['median_ms'])}× "
+        f"health, before any app code runs; the hot read's own path (routing, validation, key, "
+        f"decision, copy, headers) is the rest: {fmt(rest)} ms = "
+        f"{fmt(rest / health['median_ms'])}× health."
+    )
     failures = result["goal_failures"]
     lines.append("- Verdict: " + ("all goals met." if not failures else "; ".join(failures) + "."))
     return lines

@@ -39,7 +39,7 @@ class UpstashPort(RedisPort):
 
 
 class RedisPyPort(RedisPort):
-    """Any Redis by URL (`redis` asyncio), or the embedded in-process one (`fakeredis` + Lua)."""
+    """The embedded in-process Redis (`fakeredis` + Lua), through redis-py's command API."""
 
     def __init__(self, client: Any, backend: str, *, timeout_ms: int) -> None:
         super().__init__(timeout_ms=timeout_ms)
@@ -57,6 +57,43 @@ class RedisPyPort(RedisPort):
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+class RedisUrlPort(RedisPyPort):
+    """Any Redis by URL (`redis` asyncio with hiredis): self-hosting, and the benchmarks.
+
+    Each command goes out packed by hiredis on one of redis-py's pooled connections, and its reply
+    comes back as parsed, with no response callback (`SET` says "OK" or None, as on Upstash;
+    `PING` "PONG"). redis-py's command layer (a Python encoder call per argument, its retry
+    wrapper, its callbacks) cost more than the round trip on the hot path
+    (docs/architecture.md#hot-product-reads). The port's own timeout bounds every call, and
+    redis-py closes a connection whose reply was not read in full (timeout, cancellation, error),
+    so a late reply never reaches the next command on that connection.
+    """
+
+    def __init__(self, client: Any, *, timeout_ms: int) -> None:
+        import hiredis
+
+        super().__init__(client, "redis", timeout_ms=timeout_ms)
+        self._pack = hiredis.pack_command
+
+    async def _evalsha(self, sha: str, keys: list[str], args: list[Any]) -> RedisValue:
+        return await self._send(("EVALSHA", sha, len(keys), *keys, *args))
+
+    async def _eval(self, script: str, keys: list[str], args: list[Any]) -> RedisValue:
+        return await self._send(("EVAL", script, len(keys), *keys, *args))
+
+    async def _execute(self, command: list[Any]) -> RedisValue:
+        return await self._send(tuple(command))
+
+    async def _send(self, command: tuple[Any, ...]) -> RedisValue:
+        pool = self.client.connection_pool
+        connection = await pool.get_connection()
+        try:
+            await connection.send_packed_command(self._pack(command), check_health=False)
+            return await connection.read_response()
+        finally:
+            await pool.release(connection)
 
 
 _embedded_server: Any = None
@@ -88,10 +125,10 @@ def build_redis(settings: Settings) -> RedisPort:
             settings.REDIS_URL,
             decode_responses=True,
             protocol=2,  # replies shaped like Upstash's (RESP3 would turn hashes into dicts)
-            socket_timeout=seconds,
+            socket_timeout=None,  # the port bounds every call (one timer per command, not three)
             socket_connect_timeout=seconds,
             retry_on_timeout=False,
             retry=Retry(NoBackoff(), 0),  # never resend a counting script
         )
-        return RedisPyPort(client, "redis", timeout_ms=timeout_ms)
+        return RedisUrlPort(client, timeout_ms=timeout_ms)
     return RedisPyPort(_embedded_client(), "embedded", timeout_ms=timeout_ms)

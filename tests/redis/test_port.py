@@ -3,6 +3,7 @@ replies as str/int, and a bounded wait."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -54,4 +55,75 @@ async def test_a_dead_server_fails_fast_and_short_circuits(redis_prefix: str) ->
     with pytest.raises(RedisUnavailable):
         await port.ping()  # within the cooldown: not even attempted
     assert port.commands == sent
+    await port.close()
+
+
+# A script that keeps Redis busy for ~`ARGV[1]` ms (Redis 7 scripts may call TIME in a loop).
+SLOW = Script(
+    """
+local function ms() local t = redis.call('TIME'); return t[1] * 1000 + t[2] / 1000 end
+local start = ms()
+while ms() - start < tonumber(ARGV[1]) do end
+return ARGV[2]
+"""
+)
+
+
+@pytest.fixture(params=["redis", "upstash"])
+async def networked(
+    request: pytest.FixtureRequest, bridge: UpstashBridge, redis_prefix: str, raw_redis: object
+) -> AsyncIterator[RedisPort]:
+    adapter = build_redis(make_settings(str(request.param), redis_prefix, bridge.url))
+    yield adapter
+    await adapter.close()
+
+
+async def test_plain_replies_are_shaped_alike_by_url_and_on_upstash(
+    networked: RedisPort, redis_prefix: str
+) -> None:
+    # The same values through either client: SET says OK (or nil), nil is None, numbers are int.
+    key = f"{redis_prefix}shape"
+    assert await networked.execute("HSET", key, "a", 1, "b", "é") == 2
+    assert await networked.execute("HMGET", key, "a", "b", "c") == ["1", "é", None]
+    assert await networked.execute("SET", f"{key}:s", "1", "NX", "EX", 5)  # "OK" / True
+    assert not await networked.execute("SET", f"{key}:s", "1", "NX", "EX", 5)  # None / False
+    assert await networked.execute("GET", f"{key}:missing") is None
+    assert await networked.execute("HINCRBY", key, "a", 41) == 42
+    assert await networked.execute("DEL", key, f"{key}:s") == 2
+
+
+async def test_a_reply_that_came_too_late_never_answers_the_next_command(
+    redis_prefix: str,
+) -> None:
+    # The first call gives up after 50 ms while Redis is still busy; its reply ("late") arrives
+    # afterwards, after the next call was sent (Redis answers in order). Whatever connection the
+    # next call uses must answer that call's own command.
+    port = build_redis(make_settings("redis", redis_prefix, REDIS_TIMEOUT_MS=50))
+    port.cooldown = 0.0
+    await port.run_script(SLOW, [], [0, "warm"])  # cached on the server, connection open
+    with pytest.raises(RedisUnavailable):
+        await port.run_script(SLOW, [], [250, "late"])
+    port.timeout = 2.0  # sent while the slow script still runs: its reply comes after "late"
+    assert await port.execute("ECHO", "mine") == "mine"
+    assert await port.run_script(SLOW, [], [0, "own"]) == "own"
+    await port.close()
+
+
+async def test_a_cancelled_call_leaves_no_reply_behind(redis_prefix: str) -> None:
+    port = build_redis(make_settings("redis", redis_prefix))
+    await port.run_script(SLOW, [], [0, "warm"])
+    task = asyncio.ensure_future(port.run_script(SLOW, [], [200, "cancelled"]))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await port.execute("ECHO", "mine") == "mine"
+    await port.close()
+
+
+async def test_concurrent_calls_each_get_their_own_reply(redis_prefix: str) -> None:
+    port = build_redis(make_settings("redis", redis_prefix))
+    words = [f"w{i}" for i in range(40)]
+    replies = await asyncio.gather(*(port.run_script(SLOW, [], [0, w]) for w in words))
+    assert replies == words
     await port.close()
