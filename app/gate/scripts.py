@@ -21,10 +21,17 @@ GATE = Script(CALENDAR_LUA + (Path(__file__).with_name("gate.lua")).read_text())
 # once the roll-up has settled (billed) the bucket it is gone, and the refund changes nothing, so
 # the call stays counted everywhere, /v1/usage, PostgreSQL and Stripe alike (returns 2). The
 # settle delay exceeds the longest request, so that happens only to a request that outlived it.
-# KEYS: 1 usage hash, 2 dirty (zset), 3 top board (zset)
-# ARGV: 1 epoch, 2 usage field, 3 cost, 4 account id, 5 admission bucket field
+# A refund whose answer the instance did not get is recorded as a void by request id, which the
+# settlement resolves by asking the ids set (usage/scripts.py RESOLVE_DEGRADED): so whatever this
+# script decides, it first takes the request id out of the set (the gate's count is no longer
+# Redis's to give back), and it does nothing once the settlement has tombstoned the id (`x:<id>`:
+# the void already took the call back in PostgreSQL; returns 3).
+# KEYS: 1 usage hash, 2 dirty (zset), 3 top board (zset), 4 the account's request ids (zset)
+# ARGV: 1 epoch, 2 usage field, 3 cost, 4 account id, 5 admission bucket field, 6 request id
 REFUND = Script(
     """
+if redis.call('ZSCORE', KEYS[4], 'x:' .. ARGV[6]) then return 3 end
+redis.call('ZREM', KEYS[4], ARGV[6])
 if redis.call('HGET', KEYS[1], 'e') ~= ARGV[1] then return 0 end
 if not redis.call('HGET', KEYS[1], ARGV[5]) then return 2 end
 local cost = tonumber(ARGV[3])

@@ -315,6 +315,7 @@ class Gate:
                     decision.usage_key,
                     self.keys.dirty,
                     self.keys.top(int(month_start.timestamp())),
+                    self.keys.ids(decision.context.account_id),
                 ],
                 [
                     decision.epoch,
@@ -322,10 +323,22 @@ class Gate:
                     decision.cost,
                     decision.context.account_id,
                     decision.usage_bucket,
+                    decision.request_id,
                 ],
             )
         except RedisUnavailable:
-            logger.warning("refund of %s unit(s) failed: Redis unavailable", decision.cost)
+            # It may have run or not: a void by request id, resolved by the settlement (REFUND)
+            logger.warning("refund of %s unit(s) unconfirmed: Redis unavailable", decision.cost)
+            if self.db is not None:
+                await usage_service.record_degraded(
+                    self.db,
+                    request_id=decision.request_id,
+                    account_id=decision.context.account_id,
+                    period_start=decision.period_start,
+                    usage_field=decision.usage_field,
+                    units=-decision.cost,
+                )
+                self.unsettled = True
             return
         if int(refunded) == 2:  # see REFUND: the request outlived USAGE_SETTLE_AFTER_SECONDS
             logger.warning(

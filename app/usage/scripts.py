@@ -61,9 +61,10 @@ return cleared
 """
 )
 
-# Settle requests served while Redis was unreachable (fail-open), by request id. For each
-# (ids set, request id): 1 if the gate script did count it (its reply was lost or late), else 0,
-# and a tombstone `x:<id>` so that a gate call still in flight can never count it afterwards.
+# Settle requests served while Redis was unreachable (fail-open), and refunds Redis did not
+# confirm, by request id. For each (ids set, request id): 1 if the id is in the set (the gate
+# script counted the call and no refund has run since), else 0; and a tombstone `x:<id>` either
+# way, so that a gate call or a refund still in flight can never change the count afterwards.
 # KEYS: the ids sets, one per request; ARGV: 1 tombstone lifetime (ms), then the request ids.
 RESOLVE_DEGRADED = Script(
     """
@@ -73,13 +74,9 @@ local keep = tonumber(ARGV[1])
 local out = {}
 for i = 1, #KEYS do
   local rid = ARGV[i + 1]
-  if redis.call('ZSCORE', KEYS[i], rid) then
-    out[i] = 1
-  else
-    redis.call('ZADD', KEYS[i], now_ms, 'x:' .. rid)
-    if redis.call('PTTL', KEYS[i]) < keep then redis.call('PEXPIRE', KEYS[i], keep) end
-    out[i] = 0
-  end
+  out[i] = redis.call('ZSCORE', KEYS[i], rid) and 1 or 0
+  redis.call('ZADD', KEYS[i], now_ms, 'x:' .. rid)
+  if redis.call('PTTL', KEYS[i]) < keep then redis.call('PEXPIRE', KEYS[i], keep) end
 end
 return out
 """
