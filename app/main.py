@@ -72,13 +72,14 @@ def create_app(settings: Settings | None = None, *, per_invocation: bool = False
     app.router.route_class = DeferredRoute  # the app's own routes too
     services = app.state.services
     add_webhook_route(app, settings, services.db, services.versions, lambda: services.stripe)
+    # Starlette tries routes in order: the hot product reads come right after health.
     for router in (
         health_router,
+        catalog_router,
         public_router,
         account_router,
         usage_router,
         billing_router,
-        catalog_router,
         categories_router,
         inventory_router,
         webhooks_router,

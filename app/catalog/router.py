@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import StringConstraints, ValidationError, WithJsonSchema
+from pydantic import StringConstraints, TypeAdapter, ValidationError, WithJsonSchema
 
 from app.catalog.cursor import MAX_CURSOR_LENGTH, CursorCodec
 from app.catalog.reads import product_fields
@@ -64,6 +64,41 @@ ReadGate = Annotated[GateDecision, Depends(gate("catalog.read", "products.list")
 SearchGate = Annotated[GateDecision, Depends(gate("catalog.read", "products.search"))]
 CategoriesGate = Annotated[GateDecision, Depends(gate("catalog.read", "categories.list"))]
 SkuParam = Annotated[str, Path(pattern=SKU_PATTERN)]
+
+# `GET /v1/products/{sku}` reads its two parameters itself: FastAPI's per-request parameter
+# solving was a quarter of this hot read's own path (docs/architecture.md#hot-product-reads).
+# The same validation (the `SkuParam` constraint, the same 422) and the same OpenAPI parameters,
+# which tests/catalog/test_product_params.py compares with what FastAPI builds from
+# `sku: SkuParam, x_api_key: ApiKeyHeader`.
+_SKU = TypeAdapter(Annotated[str, StringConstraints(pattern=SKU_PATTERN)])
+PRODUCT_PARAMETERS: list[dict[str, Any]] = [
+    {
+        "name": "sku",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": SKU_PATTERN, "title": "Sku"},
+    },
+    {
+        "name": "X-API-Key",
+        "in": "header",
+        "required": False,
+        "schema": {
+            "anyOf": [{"type": "string"}, {"type": "null"}],
+            "description": "Your AgentMall API key.",
+            "title": "X-Api-Key",
+        },
+        "description": "Your AgentMall API key.",
+    },
+]
+
+
+def path_sku(request: Request) -> str:
+    """The `sku` path parameter, validated as `SkuParam` is (a 422 naming `sku` otherwise)."""
+    try:
+        return _SKU.validate_python(request.path_params["sku"])
+    except ValidationError as exc:
+        errors = [{**err, "loc": ("path", "sku", *err["loc"])} for err in exc.errors()]
+        raise RequestValidationError(errors) from None
 
 
 def bulk_cost(body: BulkRequest) -> int:
@@ -252,9 +287,16 @@ async def list_categories(
     return await search_service.list_categories(engine, session)
 
 
-@router.get("/{sku}", response_model=ProductPublic)
-async def get_product(request: Request, sku: SkuParam, x_api_key: ApiKeyHeader = None) -> Response:
+@router.get(
+    "/{sku}", response_model=ProductPublic, openapi_extra={"parameters": PRODUCT_PARAMETERS}
+)
+async def get_product(request: Request) -> Response:
     """One product with price, attributes and current stock."""
     return await _read_products(
-        request, x_api_key, [sku], bulk=False, feature="catalog.read", endpoint="products.get"
+        request,
+        request.headers.get("x-api-key"),
+        [path_sku(request)],
+        bulk=False,
+        feature="catalog.read",
+        endpoint="products.get",
     )
