@@ -18,8 +18,9 @@
 -- refunds: the roll-up bills a bucket only once no refund can reach it any more), the hash's
 -- change counter `c` (the roll-up acknowledges a snapshot only if `c` did not move), the dirty
 -- mark, the live top-usage board, the request id (for degraded-mode reconciliation), and when the
--- key was last used (`<key id> = now s` in the account's last-used hash, re-armed for ARGV[23]
--- seconds). A refused request (every return before the admission below) writes none of these.
+-- key was last used (`<key id> = now s` in the account's last-used hash, kept ARGV[23] seconds).
+-- Expiries are re-armed, and old request ids trimmed, by the account's first admission in each
+-- second only. A refused request (every return before the admission below) writes none of these.
 --
 -- The usage hash, top board and id set are named from Redis's clock, so they are built here from
 -- the prefixes in ARGV rather than passed in KEYS. That is fine on a single Redis and on Upstash
@@ -159,13 +160,17 @@ if count + cost > rpm then
   return reply(RATE, reset_at(cost))
 end
 
-redis.call('HINCRBY', KEYS[3], tostring(now_s), cost)
+-- The first admission of this account in this second (the window's field for it is new: the
+-- window is never refunded) also does what only has to happen once a second: re-arm the expiries
+-- (each key then outlives its newest entry, which is at most this second old, by its retention)
+-- and trim request ids past their retention.
+local new_second = redis.call('HINCRBY', KEYS[3], tostring(now_s), cost) == cost
 redis.call('HINCRBY', KEYS[3], 'n', cost)
 if first == 0 then
   first = now_s
   redis.call('HSET', KEYS[3], 'o', first)
 end
-redis.call('EXPIRE', KEYS[3], WINDOW_S + 2)
+if new_second then redis.call('EXPIRE', KEYS[3], WINDOW_S + 2) end
 if fresh then
   redis.call('HSET', usage_key, 'e', epoch, 'n', used + cost, field, cost, bucket, cost, 'c', 1)
   redis.call('EXPIREAT', usage_key, end_s + tonumber(ARGV[16]))
@@ -181,19 +186,22 @@ if tonumber(redis.call('ZINCRBY', top_key, cost, ARGV[19])) == cost then
   redis.call('EXPIRE', top_key, 40 * 86400)  -- a new member: (re)arm the month's expiry
 end
 local keep_ms = tonumber(ARGV[18])
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_ms - keep_ms)
 redis.call('ZADD', KEYS[5], now_ms, rid)
-redis.call('PEXPIRE', KEYS[5], keep_ms)
 redis.call('HSET', KEYS[6], ARGV[22], now_s)
-redis.call('EXPIRE', KEYS[6], tonumber(ARGV[23]))
+if new_second then
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_ms - keep_ms)
+  redis.call('PEXPIRE', KEYS[5], keep_ms + 1000)  -- ids added later this second live keep_ms too
+  redis.call('EXPIRE', KEYS[6], tonumber(ARGV[23]))
+end
 count = count + cost
 used = used + cost
 if #ARGV >= 25 then
-  local product_epoch = redis.call('HGET', KEYS[7], '@epoch')
+  local values = redis.call('HMGET', KEYS[7], '@epoch', unpack(ARGV, 25, #ARGV))
+  local product_epoch = table.remove(values, 1)
   if not product_epoch then
     product_epoch = ARGV[24]
     redis.call('HSET', KEYS[7], '@epoch', product_epoch)
   end
-  products = {product_epoch, redis.call('HMGET', KEYS[7], unpack(ARGV, 25, #ARGV))}
+  products = {product_epoch, values}
 end
 return reply(ADMIT, reset_at(0))
