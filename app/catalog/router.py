@@ -67,10 +67,10 @@ SkuParam = Annotated[str, Path(pattern=SKU_PATTERN)]
 
 # `GET /v1/products/{sku}` reads its two parameters itself: FastAPI's per-request parameter
 # solving was a quarter of this hot read's own path (docs/architecture.md#hot-product-reads).
-# The same validation (the `SkuParam` constraint, the same 422) and the same OpenAPI parameters,
+# The same validation (`SkuParam` itself, the same 422) and the same OpenAPI parameters,
 # which tests/catalog/test_product_params.py compares with what FastAPI builds from
 # `sku: SkuParam, x_api_key: ApiKeyHeader`.
-_SKU = TypeAdapter(Annotated[str, StringConstraints(pattern=SKU_PATTERN)])
+_SKU = TypeAdapter(SkuParam)
 PRODUCT_PARAMETERS: list[dict[str, Any]] = [
     {
         "name": "sku",

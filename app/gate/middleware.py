@@ -63,15 +63,7 @@ async def settle(scope: Scope, decision: GateDecision, *, ok: bool) -> None:
         # The gate script may have run after all (only its answer was lost): a success is kept
         # (+cost) unless Redis counted it, a failure is a void (-cost) that takes back what Redis
         # counted, if it did, so a failed call is never billed (usage.service.settle_degraded).
-        await usage_service.record_degraded(
-            services.db,
-            request_id=decision.request_id,
-            account_id=decision.context.account_id,
-            period_start=decision.period_start,
-            usage_field=decision.usage_field,
-            units=decision.cost if ok else -decision.cost,
-        )
-        services.gate.unsettled = True
+        await services.gate.record_unsettled(decision, decision.cost if ok else -decision.cost)
         return
     if services.gate.unsettled:  # Redis answers again: settle what was served without it
         services.gate.unsettled = False

@@ -290,20 +290,28 @@ class Gate:
         """Redis is unreachable: refuse (closed) or serve on the cached context (open)."""
         decision = self._fallback_decision(context, endpoint, cost, request_id)
         if self.settings.RATE_LIMIT_FAILURE_MODE == "closed":
-            if self.db is not None:  # the script may have counted it, its answer lost: void it
-                await usage_service.record_degraded(
-                    self.db,
-                    request_id=request_id,
-                    account_id=context.account_id,
-                    period_start=decision.period_start,
-                    usage_field=decision.usage_field,
-                    units=-cost,
-                )
-                self.unsettled = True
+            # the script may have counted it, its answer lost: void it
+            await self.record_unsettled(decision, -cost)
             raise errors.RateLimiterUnavailable()
         decision.degraded = True
         self._raise_for(plan_verdict(context, feature), decision)
         return decision
+
+    async def record_unsettled(self, decision: GateDecision, units: int) -> None:
+        """Keep a call whose count Redis did not confirm (served while Redis was away, a lost gate
+        answer, an unconfirmed refund) by request id until the settlement resolves it against
+        Redis's ids (`units` < 0: a void); the next request that reaches Redis starts it."""
+        if self.db is None:
+            return
+        await usage_service.record_degraded(
+            self.db,
+            request_id=decision.request_id,
+            account_id=decision.context.account_id,
+            period_start=decision.period_start,
+            usage_field=decision.usage_field,
+            units=units,
+        )
+        self.unsettled = True
 
     async def refund(self, decision: GateDecision) -> None:
         """Give back the quota an admitted request took when its handler did not succeed."""
@@ -329,16 +337,7 @@ class Gate:
         except RedisUnavailable:
             # It may have run or not: a void by request id, resolved by the settlement (REFUND)
             logger.warning("refund of %s unit(s) unconfirmed: Redis unavailable", decision.cost)
-            if self.db is not None:
-                await usage_service.record_degraded(
-                    self.db,
-                    request_id=decision.request_id,
-                    account_id=decision.context.account_id,
-                    period_start=decision.period_start,
-                    usage_field=decision.usage_field,
-                    units=-decision.cost,
-                )
-                self.unsettled = True
+            await self.record_unsettled(decision, -decision.cost)
             return
         if int(refunded) == 2:  # see REFUND: the request outlived USAGE_SETTLE_AFTER_SECONDS
             logger.warning(

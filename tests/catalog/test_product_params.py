@@ -58,7 +58,7 @@ async def test_a_bad_sku_is_refused_as_fastapi_refused_it(client: AsyncClient, s
     assert got.json()["fields"][0]["field"] == "sku"
 
 
-async def test_a_good_sku_is_read_with_the_key_as_presented(client: AsyncClient) -> None:
+async def test_a_valid_sku_passes_validation_to_the_gate(client: AsyncClient) -> None:
     # No key: the gate's 401, not a validation error (the SKU itself is valid).
     response = await client.get("/v1/products/ok-sku.1")
     assert response.status_code == 401
